@@ -1,0 +1,3 @@
+from epic.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per ``epic`` sub-command (group)."""

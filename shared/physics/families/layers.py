@@ -1,0 +1,110 @@
+"""Layered earth models: flat or curved interfaces, the base of the Vel and Fault families.
+
+A layered model is a list of interface depths (one curve per interface, in grid cells,
+possibly fractional) and one velocity per layer. ``render`` evaluates it at any depth, so
+faults can sample it at shifted depths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.geometry import CONTRACT
+
+__all__ = ["Difficulty", "LayeredModel", "curved_interfaces", "flat_interfaces", "layer_velocities"]
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """What separates an A variant from a B variant."""
+
+    layers: tuple[int, int]  # inclusive range of the number of layers
+    min_thickness: int  # cells
+    min_step: float  # smallest velocity change between adjacent layers, m/s
+    inversion_prob: float  # chance that a layer is slower than the one above
+    bump_cells: tuple[float, float]  # amplitude range of interface bending
+    bump_terms: int  # sines summed into one interface shape
+    wavelength_cells: tuple[float, float]
+
+
+EASY = Difficulty((3, 5), 6, 200.0, 0.0, (3.0, 12.0), 1, (50.0, 160.0))
+HARD = Difficulty((4, 7), 4, 350.0, 0.25, (6.0, 20.0), 3, (25.0, 100.0))
+
+
+@dataclass(frozen=True)
+class LayeredModel:
+    interfaces: np.ndarray  # [n_layers - 1, nx], depth (cells) where each next layer starts
+    velocities: np.ndarray  # [n_layers], m/s, top to bottom
+
+    def render(self, depth: np.ndarray | None = None) -> np.ndarray:
+        """Velocity at each (depth, column); ``depth`` defaults to the grid's own rows.
+
+        ``depth`` is ``[nz, nx]`` in cells: a fault passes shifted depths.
+        """
+        nx = self.interfaces.shape[1]
+        if depth is None:
+            depth = np.broadcast_to(np.arange(CONTRACT.nz, dtype=np.float64)[:, None], (CONTRACT.nz, nx))
+        layer = (depth[None, :, :] >= self.interfaces[:, None, :]).sum(axis=0)
+        return self.velocities[layer].astype(np.float32)
+
+
+def layer_velocities(rng: np.random.Generator, n: int, level: Difficulty,
+                     v_min: float = CONTRACT.v_min, v_max: float = CONTRACT.v_max) -> np.ndarray:
+    """Velocities top to bottom, rising with depth, adjacent layers at least ``min_step``
+    apart; with ``inversion_prob`` a layer trades places with the one above (a low-velocity
+    layer under a fast one, as B variants have)."""
+    gap = level.min_step
+    room = (v_max - v_min) - gap * (n - 1)
+    if room < 0:
+        raise ValueError(f"{n} layers {gap} m/s apart do not fit in [{v_min}, {v_max}] m/s")
+    # n sorted draws from the spare room, then the gaps added back: uniform over all
+    # increasing sequences that respect the minimum step.
+    velocities = v_min + np.sort(rng.uniform(0.0, room, n)) + gap * np.arange(n)
+    for i in range(1, n):
+        if rng.random() < level.inversion_prob:
+            velocities[i - 1], velocities[i] = velocities[i], velocities[i - 1]
+    return velocities
+
+
+def flat_interfaces(rng: np.random.Generator, n_layers: int, level: Difficulty,
+                    nz: int = CONTRACT.nz, nx: int = CONTRACT.nx) -> np.ndarray:
+    """``n_layers - 1`` horizontal interfaces with at least ``min_thickness`` between them."""
+    k = n_layers - 1
+    slack = nz - level.min_thickness * (k + 1)
+    if slack < 0:
+        raise ValueError(f"{n_layers} layers of {level.min_thickness} cells exceed {nz} rows")
+    # Spread the slack randomly over the k + 1 layers (a Dirichlet split), then accumulate.
+    extra = rng.dirichlet(np.ones(k + 1)) * slack
+    thickness = level.min_thickness + extra
+    depths = np.cumsum(thickness)[:-1]
+    return np.repeat(np.round(depths)[:, None], nx, axis=1).astype(np.float64)
+
+
+def bend(rng: np.random.Generator, level: Difficulty, nx: int = CONTRACT.nx) -> np.ndarray:
+    """A smooth bump profile ``[nx]`` (cells), the sum of ``bump_terms`` random sines."""
+    x = np.arange(nx, dtype=np.float64)
+    shape = np.zeros(nx)
+    for _ in range(level.bump_terms):
+        wavelength = rng.uniform(*level.wavelength_cells)
+        shape += np.sin(2 * np.pi * x / wavelength + rng.uniform(0, 2 * np.pi))
+    shape /= max(np.abs(shape).max(), 1e-9)
+    return shape * rng.uniform(*level.bump_cells)
+
+
+def curved_interfaces(rng: np.random.Generator, n_layers: int, level: Difficulty,
+                      nz: int = CONTRACT.nz, nx: int = CONTRACT.nx) -> np.ndarray:
+    """Flat interfaces folded by one shared bump profile (as strata fold together), each
+    interface with its own small variation; interfaces never cross."""
+    flat = flat_interfaces(rng, n_layers, level, nz, nx)
+    common = bend(rng, level, nx)
+    curves = []
+    for depth in flat:
+        own = 0.25 * bend(rng, level, nx)
+        curves.append(depth + common * rng.uniform(0.7, 1.3) + own)
+    curves = np.asarray(curves)
+    # Keep order: each interface at least one cell under the one above.
+    for i in range(1, len(curves)):
+        curves[i] = np.maximum(curves[i], curves[i - 1] + 1.0)
+    return curves
