@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display in the field or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from shared.geometry import CONTRACT, Geometry  # noqa: E402
+from shared.geometry import CONTRACT, Geometry
 
 __all__ = ["plot_samples"]
 
@@ -31,18 +31,32 @@ def plot_samples(
     duration = geometry.nt * geometry.dt_s
     for row, (data, model) in enumerate(samples):
         ax = axes[row, 0]
-        image = ax.imshow(model[0], cmap="viridis", vmin=geometry.v_min, vmax=geometry.v_max,
-                          extent=(0, width, depth, 0))
+        image = ax.imshow(
+            model[0],
+            cmap="viridis",
+            vmin=geometry.v_min,
+            vmax=geometry.v_max,
+            extent=(0, width, depth, 0),
+        )
         ax.set(xlabel="distance (m)", ylabel="depth (m)", title="velocity")
         fig.colorbar(image, ax=ax, label="m/s")
         ax = axes[row, 1]
         gather = data[shot]
         clip = float(np.quantile(np.abs(gather), 0.98)) or 1.0
-        ax.imshow(gather, cmap="gray", aspect="auto", vmin=-clip, vmax=clip,
-                  extent=(0, width, duration, 0))
+        ax.imshow(
+            gather,
+            cmap="gray",
+            aspect="auto",
+            vmin=-clip,
+            vmax=clip,
+            extent=(0, width, duration, 0),
+        )
         src = geometry.source_columns[shot] * geometry.spacing_m
-        ax.set(xlabel="receiver position (m)", ylabel="time (s)",
-               title=f"shot {shot} (source at {src:.0f} m)")
+        ax.set(
+            xlabel="receiver position (m)",
+            ylabel="time (s)",
+            title=f"shot {shot} (source at {src:.0f} m)",
+        )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

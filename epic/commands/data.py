@@ -3,40 +3,54 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
-from epic.commands.options import Family, set_threads
-from shared.data.openfwi import OpenFWIDataset
-from shared.data.simulate import simulate_dataset
+from epic.commands.options import Family, Threads, set_threads
+
+# torch, deepwave and matplotlib are imported inside the commands that use them, so that
+# `epic --help` and argument errors answer at once.
 
 app = typer.Typer(help="Make, inspect and picture OpenFWI-layout datasets.", no_args_is_help=True)
+
+Folder = Annotated[Path, typer.Argument(help="An OpenFWI-layout folder.")]
 
 
 @app.command()
 def simulate(
-    family: Family = typer.Option(..., "--family", "-f", case_sensitive=False,
-                               help="Velocity family to generate."),
-    samples: int = typer.Option(..., "--samples", "-n", min=1, help="Number of samples."),
-    out: Path = typer.Option(..., "--out", "-o", file_okay=False,
-                             help="Output folder (OpenFWI Vel layout)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed; the same seed gives the same data."),
-    per_file: int = typer.Option(500, "--per-file", min=1, help="Samples per dataK.npy file."),
-    batch: int = typer.Option(8, "--batch", min=1, help="Samples propagated together."),
-    device: str = typer.Option("cpu", "--device", help="torch device for propagation (cpu, cuda)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0: all cores)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace data already in --out."),
+    family: Annotated[
+        Family, typer.Option("--family", "-f", case_sensitive=False, help="Velocity family.")
+    ],
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Number of samples.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", file_okay=False, help="Output folder (OpenFWI layout).")
+    ],
+    seed: Annotated[int, typer.Option(min=0, help="The same seed gives the same data.")] = 0,
+    per_file: Annotated[int, typer.Option(min=1, help="Samples per dataK.npy file.")] = 500,
+    batch: Annotated[int, typer.Option(min=1, help="Samples propagated together.")] = 8,
+    device: Annotated[str, typer.Option(help="torch device for propagation (cpu, cuda).")] = "cpu",
+    threads: Threads = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace data already in --out.")] = False,
 ) -> None:
     """Generate velocity maps and forward-model them with deepwave (contract geometry)."""
-    if device.startswith("cuda"):
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():
-            raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    set_threads(threads or None)
-    result = simulate_dataset(family.value, samples, out, seed=seed, per_file=per_file,
-                              batch=batch, device=device, overwrite=overwrite)
+    from shared.data.simulate import simulate_dataset
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    set_threads(threads)
+    result = simulate_dataset(
+        family.value,
+        samples,
+        out,
+        seed=seed,
+        per_file=per_file,
+        batch=batch,
+        device=device,
+        overwrite=overwrite,
+    )
     rate = result.seconds / result.samples * 100
     typer.echo(
         f"wrote {result.samples} {result.family} samples in {result.files} file(s) to {out} "
@@ -47,10 +61,14 @@ def simulate(
 
 @app.command()
 def info(
-    folder: Path = typer.Argument(..., help="An OpenFWI-layout folder."),
-    quick: bool = typer.Option(False, "--quick", help="Headers and models only; skip scanning data."),
+    folder: Folder,
+    quick: Annotated[bool, typer.Option(help="Headers and models only; skip the data.")] = False,
 ) -> None:
     """Print shapes, counts and value ranges; check every sample for NaN/inf."""
+    from tqdm import tqdm
+
+    from shared.data.openfwi import OpenFWIDataset
+
     dataset = OpenFWIDataset(folder)
     summary = dataset.summary
     if not quick:
@@ -60,12 +78,16 @@ def info(
     shots, nt, receivers = dataset.geometry.data_shape
     gigabytes = len(dataset) * shots * nt * receivers * 4 / 1e9
     v_lo, v_hi = summary.velocity_range()
-    typer.echo(f"{folder}: {len(summary.files)} file pair(s), {len(dataset)} samples, "
-               f"{gigabytes:.2f} GB of seismic data")
-    typer.echo(f"  data  [{len(dataset)}, {shots}, {nt}, {receivers}] float32"
-               + ("" if quick else "  range [{:.4g}, {:.4g}]".format(*summary.data_range())))
-    typer.echo(f"  model [{len(dataset)}, 1, {dataset.geometry.nz}, {dataset.geometry.nx}] "
-               f"float32  velocity [{v_lo:.0f}, {v_hi:.0f}] m/s")
+    typer.echo(
+        f"{folder}: {len(summary.files)} file pair(s), {len(dataset)} samples, "
+        f"{gigabytes:.2f} GB of seismic data"
+    )
+    ranges = "" if quick else "  range [{:.4g}, {:.4g}]".format(*summary.data_range())
+    typer.echo(f"  data  [{len(dataset)}, {shots}, {nt}, {receivers}] float32{ranges}")
+    typer.echo(
+        f"  model [{len(dataset)}, 1, {dataset.geometry.nz}, {dataset.geometry.nx}] "
+        f"float32  velocity [{v_lo:.0f}, {v_hi:.0f}] m/s"
+    )
     for f in summary.files:
         line = f"  {f.pair.data.name} + {f.pair.model.name}: {f.samples} samples"
         if not quick:
@@ -75,18 +97,20 @@ def info(
 
 @app.command()
 def preview(
-    folder: Path = typer.Argument(..., help="An OpenFWI-layout folder."),
-    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="PNG file to write."),
-    samples: int = typer.Option(3, "--samples", "-n", min=1, max=12, help="Samples to draw."),
-    shot: int = typer.Option(2, "--shot", min=0, help="Which shot gather to draw."),
+    folder: Folder,
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="PNG file to write.")],
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1, max=12)] = 3,
+    shot: Annotated[int, typer.Option(min=0, help="Which shot gather to draw.")] = 2,
 ) -> None:
     """Draw velocity maps (m/s) and one shot gather per sample to a PNG."""
+    from shared.data.openfwi import OpenFWIDataset
     from shared.plots import plot_samples
 
     dataset = OpenFWIDataset(folder)
     if shot >= dataset.geometry.n_shots:
-        raise typer.BadParameter(f"{shot}: the data has {dataset.geometry.n_shots} shots",
-                                 param_hint="--shot")
+        raise typer.BadParameter(
+            f"{shot}: the data has {dataset.geometry.n_shots} shots", param_hint="--shot"
+        )
     picks = [dataset.raw(i) for i in range(min(samples, len(dataset)))]
     plot_samples(picks, out, shot=shot, title=str(folder), geometry=dataset.geometry)
     typer.echo(f"wrote {out}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import enum
+import os
+from typing import Annotated
 
-import torch
 import typer
 
 from shared.physics.families import FAMILIES
@@ -14,12 +13,14 @@ from shared.physics.families import FAMILIES
 # Built from the registry so a new family shows up in every command's choices.
 Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
 
+Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: all cores).")]
 
-def set_threads(threads: int | None) -> int:
+
+def set_threads(threads: int) -> int:
     """Pin torch's CPU threads on purpose: two CPU-heavy jobs fighting over cores run each
-    10-20x slower, so a job takes what it is given, all cores by default."""
+    10-20x slower, so a job takes what it is given, all cores by default (``0``)."""
+    import torch  # heavy: imported when a command needs it, so `epic --help` stays quick
+
     n = threads or os.cpu_count() or 1
-    if n < 1:
-        raise typer.BadParameter(f"{n}: must be >= 1", param_hint="--threads")
     torch.set_num_threads(n)
     return n

@@ -67,8 +67,9 @@ def discover_pairs(root: Path | str) -> list[FilePair]:
     pairs += _pairs_in(root, root)  # the Fault family keeps seis/vel side by side
     if not pairs:
         raise DataError(
-            root, "no data files found (expected data/dataK.npy + model/modelK.npy, "
-            "or seisK_*.npy + velK_*.npy)"
+            root,
+            "no data files found (expected data/dataK.npy + model/modelK.npy, "
+            "or seisK_*.npy + velK_*.npy)",
         )
     return pairs
 

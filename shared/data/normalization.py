@@ -90,8 +90,9 @@ class Normalization:
 
     # -- fitting and persistence ----------------------------------------------------------
     @classmethod
-    def fit_global(cls, samples: Iterable[np.ndarray], quantile: float = 0.999,
-                   **kwargs: float) -> Normalization:
+    def fit_global(
+        cls, samples: Iterable[np.ndarray], quantile: float = 0.999, **kwargs: float
+    ) -> Normalization:
         """OpenFWI-style constants: ``scale`` from the training data's ``|x|`` quantile."""
         values = [np.quantile(np.abs(np.asarray(s, dtype=np.float64)), quantile) for s in samples]
         if not values:

@@ -83,8 +83,9 @@ def simulate_dataset(
         data_path = out / "data" / f"data{k + 1}.npy"
         partial = data_path.parent / f".{data_path.name}.partial"
         # Written through a memory map: a 500-sample file (700 MB) never sits in memory.
-        data = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
-                                         shape=(count, *geometry.data_shape))
+        data = np.lib.format.open_memmap(
+            partial, mode="w+", dtype=np.float32, shape=(count, *geometry.data_shape)
+        )
         models = np.empty((count, *geometry.model_shape), dtype=np.float32)
         for start in range(0, count, batch):
             n = min(batch, count - start)
@@ -100,9 +101,20 @@ def simulate_dataset(
         np.save(out / "model" / f"model{k + 1}.npy", models)
     bar.close()
     seconds = time.perf_counter() - started
-    (out / METADATA).write_text(json.dumps({
-        "family": family, "samples": samples, "seed": seed, "per_file": per_file,
-        "generator": "epic data simulate", "deepwave": deepwave.__version__,
-        "geometry": geometry.to_dict(), "seconds": round(seconds, 2),
-    }, indent=2) + "\n")
+    (out / METADATA).write_text(
+        json.dumps(
+            {
+                "family": family,
+                "samples": samples,
+                "seed": seed,
+                "per_file": per_file,
+                "generator": "epic data simulate",
+                "deepwave": deepwave.__version__,
+                "geometry": geometry.to_dict(),
+                "seconds": round(seconds, 2),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return SimulationResult(out, family, samples, n_files, seconds, absmax, v_lo, v_hi)

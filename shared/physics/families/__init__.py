@@ -37,7 +37,9 @@ def _vel(level: Difficulty, curved: bool) -> Generator:
     return lambda rng: _layered(rng, level, curved).render()
 
 
-def _fault(level: Difficulty, curved: bool, throw: tuple[float, float], max_faults: int) -> Generator:
+def _fault(
+    level: Difficulty, curved: bool, throw: tuple[float, float], max_faults: int
+) -> Generator:
     def make(rng: np.random.Generator) -> np.ndarray:
         model = _layered(rng, level, curved)
         faults = [random_fault(rng, throw) for _ in range(int(rng.integers(1, max_faults + 1)))]
@@ -65,7 +67,9 @@ def generate(family: str, rng: np.random.Generator) -> np.ndarray:
     try:
         make = FAMILIES[family]
     except KeyError:
-        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}") from None
+        raise ValueError(
+            f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}"
+        ) from None
     return make(rng)
 
 

@@ -45,13 +45,20 @@ class LayeredModel:
         """
         nx = self.interfaces.shape[1]
         if depth is None:
-            depth = np.broadcast_to(np.arange(CONTRACT.nz, dtype=np.float64)[:, None], (CONTRACT.nz, nx))
+            depth = np.broadcast_to(
+                np.arange(CONTRACT.nz, dtype=np.float64)[:, None], (CONTRACT.nz, nx)
+            )
         layer = (depth[None, :, :] >= self.interfaces[:, None, :]).sum(axis=0)
         return self.velocities[layer].astype(np.float32)
 
 
-def layer_velocities(rng: np.random.Generator, n: int, level: Difficulty,
-                     v_min: float = CONTRACT.v_min, v_max: float = CONTRACT.v_max) -> np.ndarray:
+def layer_velocities(
+    rng: np.random.Generator,
+    n: int,
+    level: Difficulty,
+    v_min: float = CONTRACT.v_min,
+    v_max: float = CONTRACT.v_max,
+) -> np.ndarray:
     """Velocities top to bottom, rising with depth, adjacent layers at least ``min_step``
     apart; with ``inversion_prob`` a layer trades places with the one above (a low-velocity
     layer under a fast one, as B variants have)."""
@@ -68,8 +75,13 @@ def layer_velocities(rng: np.random.Generator, n: int, level: Difficulty,
     return velocities
 
 
-def flat_interfaces(rng: np.random.Generator, n_layers: int, level: Difficulty,
-                    nz: int = CONTRACT.nz, nx: int = CONTRACT.nx) -> np.ndarray:
+def flat_interfaces(
+    rng: np.random.Generator,
+    n_layers: int,
+    level: Difficulty,
+    nz: int = CONTRACT.nz,
+    nx: int = CONTRACT.nx,
+) -> np.ndarray:
     """``n_layers - 1`` horizontal interfaces with at least ``min_thickness`` between them."""
     k = n_layers - 1
     slack = nz - level.min_thickness * (k + 1)
@@ -93,8 +105,13 @@ def bend(rng: np.random.Generator, level: Difficulty, nx: int = CONTRACT.nx) -> 
     return shape * rng.uniform(*level.bump_cells)
 
 
-def curved_interfaces(rng: np.random.Generator, n_layers: int, level: Difficulty,
-                      nz: int = CONTRACT.nz, nx: int = CONTRACT.nx) -> np.ndarray:
+def curved_interfaces(
+    rng: np.random.Generator,
+    n_layers: int,
+    level: Difficulty,
+    nz: int = CONTRACT.nz,
+    nx: int = CONTRACT.nx,
+) -> np.ndarray:
     """Flat interfaces folded by one shared bump profile (as strata fold together), each
     interface with its own small variation; interfaces never cross."""
     flat = flat_interfaces(rng, n_layers, level, nz, nx)

@@ -37,7 +37,7 @@ def _random_field(rng: np.random.Generator, level: StyleLevel, nz: int, nx: int)
     fx = np.fft.fftfreq(n)[None, :]
     f = np.hypot(fz, fx)
     f[0, 0] = 1.0 / n
-    amplitude = f ** -level.spectral_exponent
+    amplitude = f**-level.spectral_exponent
     amplitude *= np.exp(-2.0 * (np.pi * level.blur_cells * f) ** 2)  # Gaussian blur
     phase = np.exp(2j * np.pi * rng.random((n, n)))
     field = np.real(np.fft.ifft2(amplitude * phase))
@@ -45,9 +45,14 @@ def _random_field(rng: np.random.Generator, level: StyleLevel, nz: int, nx: int)
     return field[z0 : z0 + nz, x0 : x0 + nx]
 
 
-def style_map(rng: np.random.Generator, level: StyleLevel,
-              nz: int = CONTRACT.nz, nx: int = CONTRACT.nx,
-              v_min: float = CONTRACT.v_min, v_max: float = CONTRACT.v_max) -> np.ndarray:
+def style_map(
+    rng: np.random.Generator,
+    level: StyleLevel,
+    nz: int = CONTRACT.nz,
+    nx: int = CONTRACT.nx,
+    v_min: float = CONTRACT.v_min,
+    v_max: float = CONTRACT.v_max,
+) -> np.ndarray:
     field = _random_field(rng, level, nz, nx)
     field = (field - field.min()) / max(np.ptp(field), 1e-12)
     span = rng.uniform(*level.span)
