@@ -28,7 +28,7 @@ def simulate(
     ],
     seed: Annotated[int, typer.Option(min=0, help="The same seed gives the same data.")] = 0,
     per_file: Annotated[int, typer.Option(min=1, help="Samples per dataK.npy file.")] = 500,
-    batch: Annotated[int, typer.Option(min=1, help="Samples propagated together.")] = 8,
+    batch: Annotated[int, typer.Option(min=1, help="Samples propagated together.")] = 16,
     device: Annotated[str, typer.Option(help="torch device for propagation (cpu, cuda).")] = "cpu",
     threads: Threads = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace data already in --out.")] = False,

@@ -59,7 +59,7 @@ def simulate_dataset(
     out: Path | str,
     seed: int = 0,
     per_file: int = 500,
-    batch: int = 8,
+    batch: int = 16,
     device: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
