@@ -8,7 +8,7 @@ import pytest
 from shared.data.errors import DataError
 from shared.data.openfwi import OpenFWIDataset
 from shared.data.simulate import simulate_dataset
-from shared.physics.families import generate_batch
+from shared.physics.families import FAMILIES, generate_batch
 from shared.physics.forward import simulate_shots
 
 
@@ -67,3 +67,12 @@ def test_bad_arguments(tmp_path, kwargs, message):
     args = {"family": "flatvel-a", "samples": 1, "out": tmp_path / "x", "progress": False} | kwargs
     with pytest.raises(ValueError, match=message):
         simulate_dataset(**args)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_simulates(tmp_path, family):
+    result = simulate_dataset(family, 1, tmp_path / family, seed=2, progress=False)
+    data, model = OpenFWIDataset(tmp_path / family).raw(0)
+    assert result.samples == 1 and data.shape == (5, 1000, 70) and np.isfinite(data).all()
+    assert np.abs(data).max() > 1.0  # the direct wave is there
+    assert 1500 <= model.min() <= model.max() <= 4500
