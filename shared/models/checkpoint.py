@@ -1,0 +1,64 @@
+"""Checkpoints: weights plus everything needed to rebuild and trust the model.
+
+A checkpoint is a ``torch.save`` of plain types only (loadable with ``weights_only=True``):
+``{"format", "version", "config", "state_dict", "meta"}``; ``config`` is
+``FWIModel.config()`` (model name, preset, devices, hyper-parameters, geometry,
+normalization) and ``meta`` is free-form provenance (command, data, seeds, figures).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.data.errors import DataError
+from shared.data.normalization import Normalization
+from shared.geometry import Geometry
+from shared.models.base import FWIModel
+from shared.models.registry import build_model
+
+__all__ = ["load_checkpoint", "save_checkpoint"]
+
+FORMAT = "epic-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: Path | str, model: FWIModel, **meta: Any) -> None:
+    """Write atomically: a checkpoint on disk is always a whole one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "version": VERSION, "config": model.config(),
+               "state_dict": state, "meta": meta}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu"
+                    ) -> tuple[FWIModel, dict[str, Any]]:
+    """Rebuild the model in eval mode; returns it and the checkpoint's ``meta``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(path, "not an EPIC checkpoint")
+    if payload.get("version") != VERSION:
+        raise DataError(path, f"checkpoint version {payload.get('version')}, expected {VERSION}")
+    config = payload["config"]
+    model = build_model(
+        config["model"], config["preset"], config["n_devices"],
+        geometry=Geometry.from_dict(config["geometry"]),
+        normalization=Normalization.from_dict(config["normalization"]),
+        **config["hparams"],
+    )
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload.get("meta", {})

@@ -1,0 +1,33 @@
+"""Model names as the command line and checkpoints spell them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from shared.models.base import FWIModel
+
+__all__ = ["MODEL_NAMES", "build_model", "model_class"]
+
+# name -> "module:Class"; imported on first use so that one model's import cost (or bug)
+# never touches the others.
+_MODELS = {
+    "epic": "shared.models.epicnet:EpicNet",
+    "inversionnet": "shared.models.inversionnet:InversionNet",
+    "fla": "shared.models.fla:FLA",
+    "sla": "shared.models.sla:SLA",
+}
+MODEL_NAMES = tuple(_MODELS)
+
+
+def model_class(name: str) -> type[FWIModel]:
+    try:
+        module, cls = _MODELS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_model(name: str, preset: str = "lite", n_devices: int = 5, **kwargs: Any) -> FWIModel:
+    """A fresh model. ``kwargs``: ``geometry``, ``normalization`` and preset overrides."""
+    return model_class(name)(n_devices=n_devices, preset=preset, **kwargs)
