@@ -19,11 +19,21 @@ def _unit(v: torch.Tensor, v_min: float, v_max: float) -> torch.Tensor:
     return ((v - v_min) / (v_max - v_min)).clamp(0.0, 1.0)
 
 
-def ssim(pred: torch.Tensor, true: torch.Tensor, v_min: float = CONTRACT.v_min,
-         v_max: float = CONTRACT.v_max) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor,
+    true: torch.Tensor,
+    v_min: float = CONTRACT.v_min,
+    v_max: float = CONTRACT.v_max,
+) -> torch.Tensor:
     """Per-sample SSIM ``[B]`` of maps in m/s."""
-    return _ssim(_unit(pred.double(), v_min, v_max), _unit(true.double(), v_min, v_max),
-                 data_range=1.0, win_size=11, win_sigma=1.5, size_average=False)
+    return _ssim(
+        _unit(pred.double(), v_min, v_max),
+        _unit(true.double(), v_min, v_max),
+        data_range=1.0,
+        win_size=11,
+        win_sigma=1.5,
+        size_average=False,
+    )
 
 
 def mae(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:

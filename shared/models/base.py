@@ -32,8 +32,14 @@ class FWIModel(nn.Module, ABC):
     name: ClassVar[str]
     PRESETS: ClassVar[dict[str, dict[str, Any]]]
 
-    def __init__(self, n_devices: int, preset: str, geometry: Geometry = CONTRACT,
-                 normalization: Normalization | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        n_devices: int,
+        preset: str,
+        geometry: Geometry = CONTRACT,
+        normalization: Normalization | None = None,
+        **overrides: Any,
+    ) -> None:
         super().__init__()
         if preset not in self.PRESETS:
             raise ValueError(f"preset={preset!r}: {self.name} has {', '.join(self.PRESETS)}")

@@ -31,15 +31,21 @@ def save_checkpoint(path: Path | str, model: FWIModel, **meta: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "config": model.config(),
-               "state_dict": state, "meta": meta}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config(),
+        "state_dict": state,
+        "meta": meta,
+    }
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu"
-                    ) -> tuple[FWIModel, dict[str, Any]]:
+def load_checkpoint(
+    path: Path | str, map_location: str | torch.device = "cpu"
+) -> tuple[FWIModel, dict[str, Any]]:
     """Rebuild the model in eval mode; returns it and the checkpoint's ``meta``."""
     path = Path(path)
     if not path.is_file():
@@ -54,7 +60,9 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu"
         raise DataError(path, f"checkpoint version {payload.get('version')}, expected {VERSION}")
     config = payload["config"]
     model = build_model(
-        config["model"], config["preset"], config["n_devices"],
+        config["model"],
+        config["preset"],
+        config["n_devices"],
         geometry=Geometry.from_dict(config["geometry"]),
         normalization=Normalization.from_dict(config["normalization"]),
         **config["hparams"],
