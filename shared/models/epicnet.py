@@ -4,14 +4,15 @@ decoder (the paper's section 3, part 2).
 Each device encodes its own receivers into a few tokens (``DeviceEncoder``). The centre
 tags every token with where its device sits on the line and which token of the device it
 is, fuses all present tokens with self-attention, seeds a 5 x 5 map from their masked mean,
-and upsamples it (bilinear, then convolution) to 9, 18, 35 and 70 cells a side; every decoder block asks the tokens, through cross-attention
-with learned output-space position queries, what lies under each of its cells. Missing
-devices are masked out of every attention and pooling, so any non-empty subset decodes.
+and upsamples it (bilinear, then convolution) to 9, 18, 35 and 70 cells a side; every
+decoder block asks the tokens, through cross-attention with learned output-space position
+queries, what lies under each of its cells. Missing devices are masked out of every
+attention and pooling, so any non-empty subset decodes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ __all__ = ["EpicNet"]
 
 class EpicNet(FWIModel):
     name = "epic"
-    PRESETS: dict[str, dict[str, Any]] = {
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "lite": {
             "enc_channels": (16, 32, 48, 64),
             "time_stride": 4,
