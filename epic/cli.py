@@ -11,7 +11,7 @@ import sys
 import typer
 
 from epic import __version__
-from epic.commands import data, demo
+from epic.commands import data, demo, evaluate, train
 from shared.data.errors import DataError
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("demo")(demo.demo)
+app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
 
 
 def _version(value: bool) -> None:

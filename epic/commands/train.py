@@ -1,0 +1,143 @@
+"""``epic train``: train a model on OpenFWI-layout folders (``lab.train``)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from epic.commands.options import Threads, set_threads
+
+# The registry's names, spelled out so that `epic --help` does not import torch.
+ModelName = enum.Enum("ModelName", {n: n for n in ("epic", "inversionnet", "fla", "sla")}, type=str)
+Preset = enum.Enum("Preset", {n: n for n in ("lite", "paper")}, type=str)
+
+DataDirs = Annotated[
+    list[Path] | None,
+    typer.Option("--data", "-d", help="OpenFWI-layout folder(s); more may follow as arguments."),
+]
+MoreDirs = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        metavar="DIR",
+        help="More dataset folders: `--data A B C` reads all three.",
+        show_default=False,
+    ),
+]
+
+
+def folders(data: list[Path] | None, more: list[Path] | None) -> list[Path]:
+    """``--data A B`` arrives as ``--data A`` plus an argument ``B``: join them."""
+    joined = [*(data or []), *(more or [])]
+    if not joined:
+        raise typer.BadParameter("give at least one dataset folder", param_hint="--data")
+    return joined
+
+
+def _hparams(values: list[str] | None) -> dict:
+    parsed = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--hparam")
+        try:
+            parsed[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed[key] = raw
+    return parsed
+
+
+def train(
+    model: Annotated[ModelName, typer.Option("--model", "-m", help="Which network.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", dir_okay=False, help="Best checkpoint (by val SSIM).")
+    ],
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs in all (a resumed run included).")],
+    data: DataDirs = None,
+    more: MoreDirs = None,
+    preset: Annotated[Preset, typer.Option(help="Model size.")] = Preset["lite"],
+    devices: Annotated[int, typer.Option(min=1, max=70, help="Edge devices N.")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(min=0, help="AdamW weight decay.")] = 1e-4,
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of each folder held out for validation.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(min=0, help="Split, initialization, augmentation.")] = 0,
+    device_dropout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Chance a sample loses devices (default 0.5 for epic, 0 for the others).",
+        ),
+    ] = None,
+    augment: Annotated[bool, typer.Option(help="Noise augmentation (and --mirror).")] = True,
+    mirror: Annotated[
+        bool, typer.Option(help="Also mirror left-right (the middle shot lands 10 m off).")
+    ] = False,
+    noise: Annotated[float, typer.Option(min=0, help="Largest noise std (normalized).")] = 0.05,
+    resume: Annotated[bool, typer.Option(help="Go on from OUT's .last state.")] = False,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after the epoch that spends this budget.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
+    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = True,
+    hparam: Annotated[
+        list[str] | None,
+        typer.Option(help="Model option override KEY=VALUE (JSON value); repeatable."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+    threads: Threads = 0,
+) -> None:
+    """Train a model; per epoch one line of figures, the best epoch saved to --out."""
+    from lab.errors import ConfigError, TrainingDiverged
+    from lab.train import TrainConfig
+    from lab.train import train as run_training
+
+    dirs = folders(data, more)
+    set_threads(threads)
+    try:
+        cfg = TrainConfig(
+            model=model.value,
+            data=dirs,
+            out=out,
+            preset=preset.value,
+            devices=devices,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            val_fraction=val_fraction,
+            seed=seed,
+            device_dropout=device_dropout,
+            augment=augment,
+            mirror=mirror,
+            noise=noise,
+            resume=resume,
+            max_minutes=max_minutes,
+            device=device,
+            workers=workers,
+            amp=amp,
+            hparams=_hparams(hparam),
+            progress=progress,
+            command=shlex.join(["epic", *sys.argv[1:]]),
+        )
+        result = run_training(cfg)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    except TrainingDiverged as exc:
+        typer.echo(f"epic: error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    best = result.best
+    typer.echo(
+        f"best epoch {best['epoch']} of {result.epochs_done}: SSIM {best['ssim']:.4f}, "
+        f"MAE {best['mae']:.1f} m/s, RMSE {best['rmse']:.1f} m/s -> {result.out} "
+        f"(training state {result.last}; {result.seconds / 60:.1f} min)"
+    )

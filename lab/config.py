@@ -1,0 +1,109 @@
+"""What a training run is asked to do (``TrainConfig``), checked before any time is spent,
+and the model and device it asks for, with every bad setting a ``ConfigError`` that names
+the command-line option at fault."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lab.errors import ConfigError
+from lab.inference import resolve_device
+from shared.models.base import FWIModel
+from shared.models.registry import build_model, model_class
+
+__all__ = ["TrainConfig", "build", "device_of"]
+
+
+@dataclass
+class TrainConfig:
+    """One ``epic train`` command. ``data``: OpenFWI-layout folders; ``out``: the best
+    checkpoint; ``hparams``: overrides of the preset's model options; ``command``: the
+    command line, kept in the checkpoint. The rest are the options of the same names."""
+
+    model: str
+    data: list[Path]
+    out: Path
+    preset: str = "lite"
+    devices: int = 5
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    device_dropout: float | None = None  # None: 0.5 for epic, 0 for the others
+    augment: bool = True
+    mirror: bool = False  # opt-in: its middle shot is a cell off (see lab.augment)
+    noise: float = 0.05
+    resume: bool = False
+    max_minutes: float | None = None
+    device: str = "auto"
+    workers: int = 0
+    amp: bool = True  # bfloat16 autocast, CUDA only
+    hparams: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.data = [Path(d) for d in self.data]
+        self.out = Path(self.out)
+        if self.device_dropout is None:
+            self.device_dropout = 0.5 if self.model == "epic" else 0.0
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("device_dropout", 0 <= self.device_dropout <= 1, "in [0, 1]"),
+            ("noise", self.noise >= 0, ">= 0"),
+            ("workers", self.workers >= 0, ">= 0"),
+            ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "> 0"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)}: must be {rule}", "--" + name.replace("_", "-")
+                )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain types only (it goes into checkpoints)."""
+        values = asdict(self)
+        values.update(data=[str(d.resolve()) for d in self.data], out=str(self.out.resolve()))
+        return values
+
+
+def device_of(cfg: TrainConfig) -> torch.device:
+    """The compute device, or a ``ConfigError`` blaming ``--device``."""
+    try:
+        return resolve_device(cfg.device)
+    except ValueError as exc:
+        raise ConfigError(str(exc), "--device") from exc
+
+
+def build(cfg: TrainConfig) -> FWIModel:
+    """The model, or a ``ConfigError`` naming the option at fault."""
+    try:
+        cls = model_class(cfg.model)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"model {cfg.model!r} is not available: {exc}", "--model") from exc
+    if cfg.preset not in cls.PRESETS:
+        raise ConfigError(
+            f"{cfg.model} has no preset {cfg.preset!r} (it has {', '.join(cls.PRESETS)})",
+            "--preset",
+        )
+    unknown = sorted(set(cfg.hparams) - set(cls.PRESETS[cfg.preset]))
+    if unknown:
+        raise ConfigError(
+            f"{cfg.model} has no option(s) {', '.join(unknown)} (it has "
+            f"{', '.join(cls.PRESETS[cfg.preset])})",
+            "--hparam",
+        )
+    try:
+        return build_model(cfg.model, cfg.preset, cfg.devices, **cfg.hparams)
+    except (ValueError, TypeError, AssertionError) as exc:  # the model's own checks
+        raise ConfigError(str(exc)) from exc

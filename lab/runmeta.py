@@ -1,0 +1,79 @@
+"""What a training run writes about itself: the checkpoint's provenance, the per-epoch line,
+and the check that a resumed run is the run that was saved."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lab.config import TrainConfig
+    from lab.splits import Split
+    from shared.models.base import FWIModel
+
+__all__ = ["check_resumable", "checkpoint_meta", "epoch_line"]
+
+# Settings that a resumed run must share with the saved one: the model itself, and what
+# decides the validation split (or samples would move between training and validation)
+# and the learning-rate schedule's step count.
+_MUST_MATCH = ("data", "seed", "val_fraction", "batch_size")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal once tuples and lists are the same thing (checkpoints keep either)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def check_resumable(state: dict[str, Any], model: FWIModel, cfg: TrainConfig) -> None:
+    saved, now = state["config"], model.config()
+    for key in ("model", "preset", "n_devices", "hparams", "normalization"):
+        if not _same(saved[key], now[key]):
+            raise ConfigError(
+                f"cannot resume: the saved run has {key}={saved[key]}, this one {now[key]}"
+            )
+    for key in _MUST_MATCH:
+        if not _same(state["train"][key], cfg.as_dict()[key]):
+            raise ConfigError(
+                f"cannot resume: the saved run has {key}={state['train'][key]}, "
+                f"this one {cfg.as_dict()[key]}"
+            )
+
+
+def checkpoint_meta(
+    cfg: TrainConfig,
+    split: Split,
+    best: dict[str, Any],
+    epoch: int,
+    seconds: float,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Provenance stored with the best checkpoint: enough to rerun it and to trust it."""
+    return {
+        "command": cfg.command,
+        "data": cfg.as_dict()["data"],
+        "seed": cfg.seed,
+        "epochs": epoch,
+        "epochs_planned": cfg.epochs,
+        "train_seconds": seconds,
+        "max_minutes": cfg.max_minutes,
+        "val": {k: best[k] for k in ("ssim", "mae", "rmse", "loss", "samples")},
+        "train_samples": len(split.train),
+        "val_samples_per_folder": split.val_per_folder,
+        "train": cfg.as_dict(),
+        "history": history,
+        "torch": str(torch.__version__),
+    }
+
+
+def epoch_line(record: dict[str, Any], epochs: int, improved: bool) -> str:
+    width = len(str(epochs))
+    return (
+        f"epoch {record['epoch']:>{width}}/{epochs}  train {record['train_loss']:.4f}  "
+        f"val {record['val_loss']:.4f}  SSIM {record['val_ssim']:.4f}  "
+        f"MAE {record['val_mae']:.1f} m/s  RMSE {record['val_rmse']:.1f} m/s  "
+        f"lr {record['lr']:.2e}  {record['epoch_seconds']:.1f} s" + ("  *best" if improved else "")
+    )

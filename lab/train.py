@@ -1,0 +1,226 @@
+"""Training any registered model (``epic``, ``inversionnet``, ``fla``, ``sla``) the same way,
+so that their figures compare.
+
+* Loss: L1 + L2 (MSE), equal weights, on normalized velocities ([-1, 1]): L1 keeps edges
+  sharp, L2 punishes the large errors that hurt RMSE.
+* AdamW, with a per-step learning rate that warms up linearly over the first steps (at most
+  one epoch, 200 steps) and then follows a cosine down to 1 % of ``lr`` at the last step; the
+  attention layers of EPIC-Net train badly from a cold start at full rate. Gradients are
+  clipped to norm ``clip``.
+* A validation split held out per folder (``lab.splits``), never trained on; the best
+  epoch by validation SSIM (all devices present) is written to ``out`` with
+  ``save_checkpoint``, the training state to ``lab.trainstate.last_path(out)`` every epoch.
+* Augmentation and device dropout: ``lab.augment``.
+* ``max_minutes`` stops after the epoch that spends the budget (training and validation
+  time, summed over resumed sessions), so runs on the same machine get the same time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from lab import augment
+from lab.config import TrainConfig, build, device_of
+from lab.errors import ConfigError, TrainingDiverged
+from lab.inference import Figures, normalize
+from lab.runmeta import check_resumable, checkpoint_meta, epoch_line
+from lab.splits import open_folders, split_folders
+from lab.trainstate import last_path, load_state, rng_state, save_state, set_rng_state
+from shared.models.base import FWIModel
+from shared.models.checkpoint import save_checkpoint
+
+__all__ = ["ConfigError", "TrainConfig", "TrainResult", "TrainingDiverged", "train"]
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    last: Path
+    epochs_done: int
+    best: dict[str, Any]
+    seconds: float
+    stopped_early: bool
+    history: list[dict[str, Any]]
+
+
+def _lr_factor(total_steps: int, warmup: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _generators(seed: int, epoch: int, device: torch.device) -> tuple[torch.Generator, ...]:
+    """This epoch's shuffling (CPU) and augmentation (compute device) generators."""
+    a, b = np.random.SeedSequence([seed, epoch]).generate_state(2)
+    return (
+        torch.Generator().manual_seed(int(a)),
+        torch.Generator(device=device).manual_seed(int(b)),
+    )
+
+
+def _train_epoch(
+    model: FWIModel,
+    loader: DataLoader,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    device: torch.device,
+    desc: str,
+) -> float:
+    model.train()
+    mirror = cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) <= 1
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not cfg.progress)
+    for data, velocity in bar:
+        data, velocity = data.to(device, non_blocking=True), velocity.to(device, non_blocking=True)
+        if mirror:
+            data, velocity = augment.mirror(data, velocity, gen)
+        x, y = normalize(model, data, velocity)
+        if cfg.augment:
+            x = augment.add_noise(x, cfg.noise, gen)
+        present = augment.dropout_mask(len(x), model.n_devices, cfg.device_dropout, gen)
+        with torch.autocast(device.type, torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            pred = model(x, present.to(device)).float()
+        loss = F.l1_loss(pred, y) + F.mse_loss(pred, y)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"{desc}: the loss became {loss.item()}; try a lower --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        sched.step()
+        total += loss.item() * len(x)
+        count += len(x)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def _validate(
+    model: FWIModel, loader: DataLoader, cfg: TrainConfig, device: torch.device
+) -> dict[str, float]:
+    model.eval()
+    figures, loss_sum = Figures(), 0.0
+    for data, velocity in loader:
+        data, velocity = data.to(device), velocity.to(device)
+        x, y = normalize(model, data, velocity)
+        with torch.autocast(device.type, torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            pred = model(x).float()
+        loss_sum += float((F.l1_loss(pred, y) + F.mse_loss(pred, y)).item()) * len(x)
+        figures.add(model.normalization.velocity_inverse(pred), velocity)
+    return {
+        "loss": loss_sum / max(figures.samples, 1),
+        **figures.means(),
+        "samples": figures.samples,
+    }
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data``; returns where the checkpoints went and the best
+    validation figures. Raises ``ConfigError`` for bad settings and ``DataError`` for bad
+    data or a missing state to resume; ``TrainingDiverged`` when the loss is lost."""
+    device = device_of(cfg)
+    split = split_folders(open_folders(cfg.data), cfg.val_fraction, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg).to(device)
+    if cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) > 1:
+        log("not mirroring: this geometry's sources are not symmetric within one cell")
+    drop_last = len(split.train) > cfg.batch_size  # no tiny last batch for BatchNorm
+    steps = len(split.train) // cfg.batch_size if drop_last else 1
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg.epochs * steps, min(steps, 200)))
+    last = last_path(cfg.out)
+    epoch, seconds, best, history = 0, 0.0, {}, []
+    if cfg.resume:
+        state = load_state(last)
+        check_resumable(state, model, cfg)
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        epoch, seconds = state["epoch"], state["seconds"]
+        best, history = state["best"], state["history"]
+        log(f"resuming {last} after epoch {epoch} ({seconds:.0f} s so far)")
+        if epoch >= cfg.epochs:
+            log(f"already trained {epoch} epoch(s); raise --epochs to go on")
+    log(
+        f"{cfg.model} ({cfg.preset}, {model.n_devices} devices, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters) on {device}: "
+        f"{len(split.train)} training / {len(split.val)} validation samples"
+    )
+    val_loader = DataLoader(split.val, cfg.batch_size, num_workers=cfg.workers)
+    stopped_early = False
+    while epoch < cfg.epochs:
+        if cfg.max_minutes and seconds >= cfg.max_minutes * 60:
+            log(
+                f"stopping after epoch {epoch}: {seconds / 60:.1f} min spent of the "
+                f"{cfg.max_minutes:g} min budget"
+            )
+            stopped_early = True
+            break
+        started = time.perf_counter()
+        order_gen, aug_gen = _generators(cfg.seed, epoch, device)
+        order = torch.randperm(len(split.train), generator=order_gen).tolist()
+        loader = DataLoader(
+            split.train,
+            cfg.batch_size,
+            sampler=order,
+            drop_last=drop_last,
+            num_workers=cfg.workers,
+            pin_memory=device.type == "cuda",
+        )
+        desc = f"epoch {epoch + 1}/{cfg.epochs}"
+        train_loss = _train_epoch(model, loader, opt, sched, cfg, aug_gen, device, desc)
+        val = _validate(model, val_loader, cfg, device)
+        epoch += 1
+        spent = time.perf_counter() - started
+        seconds += spent
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "epoch_seconds": spent,
+            "seconds": seconds,
+            "lr": opt.param_groups[0]["lr"],
+            **{f"val_{k}": v for k, v in val.items()},
+        }
+        history.append(record)
+        improved = not best or val["ssim"] > best["ssim"]
+        if improved:
+            best = {**val, "epoch": epoch}
+            save_checkpoint(
+                cfg.out, model, **checkpoint_meta(cfg, split, best, epoch, seconds, history)
+            )
+        save_state(
+            last,
+            {
+                "config": model.config(),
+                "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rng_state(),
+                "epoch": epoch,
+                "seconds": seconds,
+                "best": best,
+                "history": history,
+                "train": cfg.as_dict(),
+            },
+        )
+        log(epoch_line(record, cfg.epochs, improved))
+    return TrainResult(cfg.out, last, epoch, best, seconds, stopped_early, history)
