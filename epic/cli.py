@@ -11,7 +11,7 @@ import sys
 import typer
 
 from epic import __version__
-from epic.commands import data, demo, evaluate, train
+from epic.commands import data, demo, evaluate, report, train
 from shared.data.errors import DataError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(data.app, name="data")
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:
