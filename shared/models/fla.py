@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.data.normalization import Normalization
-from shared.geometry import CONTRACT, Geometry
 from shared.models.base import FWIModel
 from shared.models.inversionnet import (
     DECODED,
@@ -70,15 +68,8 @@ class FLA(FWIModel):
         "lite": {**dim_keys(4, 8, 16, 32, 64), "t_kernel": 9, "t_stride": 4, "latent": 64},
     }
 
-    def __init__(
-        self,
-        n_devices: int,
-        preset: str,
-        geometry: Geometry = CONTRACT,
-        normalization: Normalization | None = None,
-        **overrides: Any,
-    ) -> None:
-        super().__init__(n_devices, preset, geometry, normalization, **overrides)
+    def __init__(self, n_devices: int, preset: str = "lite", **kwargs: Any) -> None:
+        super().__init__(n_devices, preset, **kwargs)
         h, g = self.hparams, self.geometry
         if g.receiver_columns != tuple(range(g.nx)):
             raise ValueError("FLA needs one receiver per map column (receiver j at column j)")

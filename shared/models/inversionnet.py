@@ -17,8 +17,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from shared.data.normalization import Normalization
-from shared.geometry import CONTRACT, Geometry
 from shared.models.base import FWIModel
 
 __all__ = [
@@ -187,15 +185,8 @@ class InversionNet(FWIModel):
         "lite": {**dim_keys(8, 16, 32, 64, 128), "t_kernel": 9, "t_stride": 4},
     }
 
-    def __init__(
-        self,
-        n_devices: int,
-        preset: str,
-        geometry: Geometry = CONTRACT,
-        normalization: Normalization | None = None,
-        **overrides: Any,
-    ) -> None:
-        super().__init__(n_devices, preset, geometry, normalization, **overrides)
+    def __init__(self, n_devices: int, preset: str = "lite", **kwargs: Any) -> None:
+        super().__init__(n_devices, preset, **kwargs)
         h, g = self.hparams, self.geometry
         dims = dims_of(h)
         # Identity encoders: what a device sends is its block itself.

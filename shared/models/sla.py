@@ -14,8 +14,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from shared.data.normalization import Normalization
-from shared.geometry import CONTRACT, Geometry
 from shared.models.base import FWIModel
 from shared.models.inversionnet import (
     BlockEncoder,
@@ -38,15 +36,8 @@ class SLA(FWIModel):
         "lite": {**dim_keys(8, 16, 32, 64, 128), "t_kernel": 9, "t_stride": 4, "latent": 64},
     }
 
-    def __init__(
-        self,
-        n_devices: int,
-        preset: str,
-        geometry: Geometry = CONTRACT,
-        normalization: Normalization | None = None,
-        **overrides: Any,
-    ) -> None:
-        super().__init__(n_devices, preset, geometry, normalization, **overrides)
+    def __init__(self, n_devices: int, preset: str = "lite", **kwargs: Any) -> None:
+        super().__init__(n_devices, preset, **kwargs)
         h, g = self.hparams, self.geometry
         dims = dims_of(h)
         # The encoder's three receiver-striding convolutions leave ceil(r / 8) columns: the
