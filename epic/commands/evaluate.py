@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from epic.commands.options import Threads, set_threads
+from epic.commands.options import (
+    BatchSize,
+    ComputeDevice,
+    JsonOut,
+    Threads,
+    set_threads,
+    write_json,
+)
 from epic.commands.train import DataDirs, MoreDirs, folders
 
 
@@ -22,16 +28,14 @@ def evaluate(
         int, typer.Option(min=0, help="Devices K dropped at random per sample (K < N).")
     ] = 0,
     seed: Annotated[int, typer.Option(min=0, help="Which devices drop.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", dir_okay=False, help="Write the figures as JSON.")
-    ] = None,
+    batch_size: BatchSize = 32,
+    json_out: JsonOut = None,
     plot: Annotated[
         Path | None,
         typer.Option(dir_okay=False, help="PNG of truth, prediction and error for a few samples."),
     ] = None,
     plot_count: Annotated[int, typer.Option(min=1, max=12, help="Samples in --plot.")] = 4,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: ComputeDevice = "auto",
     threads: Threads = 0,
 ) -> None:
     """Score a checkpoint on every sample of the folders (optionally with K devices gone)."""
@@ -62,8 +66,6 @@ def evaluate(
     )
     typer.echo(format_table(result))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
-        typer.echo(f"wrote {json_out}")
+        write_json(json_out, result)
     if plot is not None:
         typer.echo(f"wrote {plot}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +16,18 @@ from shared.physics.families import FAMILIES
 Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
 
 Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: all cores).")]
+BatchSize = Annotated[int, typer.Option(min=1)]
+ComputeDevice = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+JsonOut = Annotated[
+    Path | None, typer.Option("--json", dir_okay=False, help="Write the figures as JSON.")
+]
+
+
+def write_json(path: Path, value: object) -> None:
+    """Write ``value`` as indented JSON, making the folder, and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n")
+    typer.echo(f"wrote {path}")
 
 
 def set_threads(threads: int) -> int:

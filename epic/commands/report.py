@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from epic.commands.options import Threads, set_threads
+from epic.commands.options import (
+    BatchSize,
+    ComputeDevice,
+    JsonOut,
+    Threads,
+    set_threads,
+    write_json,
+)
 from epic.commands.train import DataDirs, MoreDirs, folders
 
 
@@ -51,11 +57,9 @@ def report(
     drop_seed: Annotated[
         int, typer.Option(min=0, help="Which devices drop in the robustness table.")
     ] = 0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", dir_okay=False, help="Write the figures as JSON.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: BatchSize = 32,
+    json_out: JsonOut = None,
+    device: ComputeDevice = "auto",
     threads: Threads = 0,
 ) -> None:
     """Score checkpoints on test folders (one per family) and write the results as Markdown:
@@ -82,6 +86,4 @@ def report(
     out.write_text(format_markdown(result))
     typer.echo(f"wrote {out}")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
-        typer.echo(f"wrote {json_out}")
+        write_json(json_out, result)

@@ -11,7 +11,12 @@ from typing import Annotated
 
 import typer
 
-from epic.commands.options import Threads, set_threads
+from epic.commands.options import (
+    BatchSize,
+    ComputeDevice,
+    Threads,
+    set_threads,
+)
 
 # The registry's names, spelled out so that `epic --help` does not import torch.
 ModelName = enum.Enum("ModelName", {n: n for n in ("epic", "inversionnet", "fla", "sla")}, type=str)
@@ -62,7 +67,7 @@ def train(
     more: MoreDirs = None,
     preset: Annotated[Preset, typer.Option(help="Model size.")] = Preset["lite"],
     devices: Annotated[int, typer.Option(min=1, max=70, help="Edge devices N.")] = 5,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: BatchSize = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(min=0, help="AdamW weight decay.")] = 1e-4,
     val_fraction: Annotated[
@@ -86,7 +91,7 @@ def train(
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop after the epoch that spends this budget.")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: ComputeDevice = "auto",
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = True,
     hparam: Annotated[

@@ -15,10 +15,8 @@ from typing import Any
 import torch
 
 from shared.data.errors import DataError
-from shared.data.normalization import Normalization
-from shared.geometry import Geometry
 from shared.models.base import FWIModel
-from shared.models.registry import build_model
+from shared.models.registry import build_from_config
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
@@ -58,15 +56,7 @@ def load_checkpoint(
         raise DataError(path, "not an EPIC checkpoint")
     if payload.get("version") != VERSION:
         raise DataError(path, f"checkpoint version {payload.get('version')}, expected {VERSION}")
-    config = payload["config"]
-    model = build_model(
-        config["model"],
-        config["preset"],
-        config["n_devices"],
-        geometry=Geometry.from_dict(config["geometry"]),
-        normalization=Normalization.from_dict(config["normalization"]),
-        **config["hparams"],
-    )
+    model = build_from_config(payload["config"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, payload.get("meta", {})

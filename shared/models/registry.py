@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from shared.data.normalization import Normalization
+from shared.geometry import Geometry
 from shared.models.base import FWIModel
 
-__all__ = ["MODEL_NAMES", "build_model", "model_class"]
+__all__ = ["MODEL_NAMES", "build_from_config", "build_model", "model_class"]
 
 # name -> "module:Class"; imported on first use so that one model's import cost (or bug)
 # never touches the others.
@@ -31,3 +33,15 @@ def model_class(name: str) -> type[FWIModel]:
 def build_model(name: str, preset: str = "lite", n_devices: int = 5, **kwargs: Any) -> FWIModel:
     """A fresh model. ``kwargs``: ``geometry``, ``normalization`` and preset overrides."""
     return model_class(name)(n_devices=n_devices, preset=preset, **kwargs)
+
+
+def build_from_config(config: dict[str, Any]) -> FWIModel:
+    """A fresh model from ``FWIModel.config()`` (as a checkpoint stores it)."""
+    return build_model(
+        config["model"],
+        config["preset"],
+        config["n_devices"],
+        geometry=Geometry.from_dict(config["geometry"]),
+        normalization=Normalization.from_dict(config["normalization"]),
+        **config["hparams"],
+    )

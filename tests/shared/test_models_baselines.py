@@ -7,9 +7,7 @@ import json
 import pytest
 import torch
 
-from shared.data.normalization import Normalization
-from shared.geometry import Geometry
-from shared.models.registry import build_model
+from shared.models.registry import build_from_config, build_model
 
 BASELINES = ("inversionnet", "sla", "fla")
 # Parameters of OpenFWI's InversionNet (lanl/OpenFWI network.py, commit 4dd6c35, default
@@ -152,14 +150,7 @@ def test_fla_strips_are_the_devices_columns():
 def test_config_round_trips(name):
     model = build_model(name, "lite", 5, dim1=6, t_stride=5)
     config = json.loads(json.dumps(model.config()))
-    again = build_model(
-        config["model"],
-        config["preset"],
-        config["n_devices"],
-        geometry=Geometry.from_dict(config["geometry"]),
-        normalization=Normalization.from_dict(config["normalization"]),
-        **config["hparams"],
-    )
+    again = build_from_config(config)
     assert again.config() == model.config()
     assert again.hparams["dim1"] == 6 and again.hparams["t_stride"] == 5
     again.load_state_dict(model.state_dict())
