@@ -1,0 +1,302 @@
+"""Deployment bundles (EPIC-Depl): one checkpoint split into what each machine runs.
+
+``write_bundle`` turns a checkpoint into::
+
+    DIR/manifest.json          deployment, model name/preset/hash, devices and their
+                               receivers, latent shapes, geometry, normalization, file sizes
+    DIR/edge/<device_id>.pt    that device's encoder only
+    DIR/edge/<device_id>.onnx  the same encoder for onnxruntime (with ``onnx=True``)
+    DIR/central.pt             everything but the encoders: fusion and decoder
+
+An edge loads only its own file; the centre refuses envelopes whose model hash is not the
+manifest's. The hash is taken over the weights and the configuration, so two deployments
+of one checkpoint agree and a retrained model differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from epic import __version__
+from shared.data.errors import DataError
+from shared.envelope import ID_PATTERN
+from shared.models.base import FWIModel
+from shared.models.checkpoint import load_checkpoint
+from shared.models.registry import build_from_config
+from shared.partition import device_ids as default_device_ids
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "DeviceEntry",
+    "Manifest",
+    "load_central_model",
+    "load_edge_encoder",
+    "load_manifest",
+    "model_hash",
+    "write_bundle",
+]
+
+BUNDLE_FORMAT = 1
+_ENCODER_KEY = re.compile(r"^encoders\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    id: str
+    index: int
+    receivers: tuple[int, int]  # [first, last_exclusive]
+    latent_shape: tuple[int, ...]
+    edge_file: str
+    edge_bytes: int
+    onnx_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    deployment: str
+    model: str
+    preset: str
+    model_hash: str
+    config: dict[str, Any]
+    devices: tuple[DeviceEntry, ...]
+    central_file: str
+    central_bytes: int
+    total_bytes: int
+    software: str = __version__
+    format: int = BUNDLE_FORMAT
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def device(self, device_id: str) -> DeviceEntry:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        known = ", ".join(d.id for d in self.devices)
+        raise DataError(device_id, f"no such device in deployment {self.deployment!r} ({known})")
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [d.id for d in self.devices]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def model_hash(model: FWIModel) -> str:
+    """16 hex digits of SHA-256 over the configuration and every tensor, in name order."""
+    h = hashlib.sha256(json.dumps(model.config(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _save_atomic(obj: Any, path: Path) -> int:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path.stat().st_size
+
+
+def _encoder_state(model: FWIModel, i: int) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.encoder(i).state_dict().items()}
+
+
+def write_bundle(
+    checkpoint: Path | str,
+    out: Path | str,
+    deployment: str,
+    n_devices: int | None = None,
+    device_ids: list[str] | None = None,
+    onnx: bool = False,
+) -> Manifest:
+    """Split ``checkpoint`` into a deployment bundle in ``out``; returns the manifest."""
+    if not ID_PATTERN.fullmatch(deployment):
+        raise DataError(deployment, "deployment name must be [A-Za-z0-9_.-]{1,64}")
+    model, meta = load_checkpoint(checkpoint)
+    if n_devices is not None and n_devices != model.n_devices:
+        raise DataError(
+            checkpoint,
+            f"was trained for {model.n_devices} devices, not {n_devices} "
+            "(a model's device partition is fixed when it is trained)",
+        )
+    ids = device_ids or default_device_ids(model.n_devices)
+    if len(ids) != model.n_devices:
+        raise DataError(checkpoint, f"{len(ids)} device ids for {model.n_devices} devices")
+    bad = [i for i in ids if not ID_PATTERN.fullmatch(i)]
+    if bad or len(set(ids)) != len(ids):
+        raise DataError(",".join(ids), "device ids must be unique and [A-Za-z0-9_.-]{1,64}")
+
+    out = Path(out)
+    (out / "edge").mkdir(parents=True, exist_ok=True)
+    digest = model_hash(model)
+    config = model.config()
+    devices = []
+    for i, (dev, block) in enumerate(zip(ids, model.blocks, strict=True)):
+        edge_file = f"edge/{dev}.pt"
+        size = _save_atomic(
+            {
+                "format": "epic-edge",
+                "version": BUNDLE_FORMAT,
+                "config": config,
+                "device_index": i,
+                "device_id": dev,
+                "model_hash": digest,
+                "state_dict": _encoder_state(model, i),
+            },
+            out / edge_file,
+        )
+        onnx_file = None
+        if onnx:
+            onnx_file = f"edge/{dev}.onnx"
+            export_onnx(model, i, out / onnx_file)
+        devices.append(
+            DeviceEntry(
+                id=dev,
+                index=i,
+                receivers=(block.start, block.stop),
+                latent_shape=tuple(model.latent_shape(i)),
+                edge_file=edge_file,
+                edge_bytes=size,
+                onnx_file=onnx_file,
+            )
+        )
+    central_state = {
+        k: v.detach().cpu() for k, v in model.state_dict().items() if not _ENCODER_KEY.match(k)
+    }
+    central_bytes = _save_atomic(
+        {
+            "format": "epic-central",
+            "version": BUNDLE_FORMAT,
+            "config": config,
+            "model_hash": digest,
+            "state_dict": central_state,
+        },
+        out / "central.pt",
+    )
+    manifest = Manifest(
+        deployment=deployment,
+        model=model.name,
+        preset=model.preset,
+        model_hash=digest,
+        config=config,
+        devices=tuple(devices),
+        central_file="central.pt",
+        central_bytes=central_bytes,
+        total_bytes=central_bytes + sum(d.edge_bytes for d in devices),
+        provenance={"checkpoint": str(checkpoint), "meta": _plain(meta)},
+    )
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(manifest.to_json())
+    os.replace(tmp, out / "manifest.json")
+    return manifest
+
+
+def _plain(value: Any) -> Any:
+    """Checkpoint meta as JSON (anything exotic becomes its string)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def load_manifest(bundle: Path | str) -> Manifest:
+    path = Path(bundle) / "manifest.json"
+    if not path.is_file():
+        raise DataError(path, "no manifest.json: not a deployment bundle (see `epic deploy`)")
+    try:
+        raw = json.loads(path.read_text())
+        if raw.get("format") != BUNDLE_FORMAT:
+            raise DataError(path, f"bundle format {raw.get('format')}, expected {BUNDLE_FORMAT}")
+        devices = tuple(
+            DeviceEntry(
+                **{
+                    **d,
+                    "receivers": tuple(d["receivers"]),
+                    "latent_shape": tuple(d["latent_shape"]),
+                }
+            )
+            for d in raw.pop("devices")
+        )
+        return Manifest(**raw, devices=devices)
+    except DataError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DataError(path, f"malformed manifest ({type(exc).__name__}: {exc})") from exc
+
+
+def _load_part(path: Path, fmt: str, manifest: Manifest) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(path, "missing from the bundle")
+    try:
+        part = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise DataError(path, f"not readable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(part, dict) or part.get("format") != fmt:
+        raise DataError(path, f"not an {fmt} file")
+    if part.get("model_hash") != manifest.model_hash:
+        raise DataError(path, f"model hash {part.get('model_hash')} != manifest's")
+    return part
+
+
+def load_edge_encoder(bundle: Path | str, device_id: str) -> tuple[Manifest, nn.Module]:
+    """Device ``device_id``'s encoder (eval mode), built without the rest of the model."""
+    manifest = load_manifest(bundle)
+    entry = manifest.device(device_id)
+    part = _load_part(Path(bundle) / entry.edge_file, "epic-edge", manifest)
+    # Build the whole model on the meta device (no memory, no init cost), then materialize
+    # only this device's encoder: the edge never holds the decoder.
+    with torch.device("meta"):
+        skeleton = build_from_config(part["config"])
+    encoder = skeleton.encoder(part["device_index"]).to_empty(device="cpu")
+    try:
+        encoder.load_state_dict(part["state_dict"])
+    except RuntimeError as exc:
+        raise DataError(entry.edge_file, f"weights do not fit the encoder ({exc})") from exc
+    return manifest, encoder.eval()
+
+
+def load_central_model(bundle: Path | str) -> tuple[Manifest, FWIModel]:
+    """The model for the centre, with the central weights loaded (eval mode).
+
+    Encoders are left as built: the centre runs them only for raw uploads, and only where
+    they hold no weights (InversionNet's identity encoders).
+    """
+    manifest = load_manifest(bundle)
+    part = _load_part(Path(bundle) / manifest.central_file, "epic-central", manifest)
+    model = build_from_config(part["config"])
+    missing, unexpected = model.load_state_dict(part["state_dict"], strict=False)
+    stray = [k for k in missing if not _ENCODER_KEY.match(k)]
+    if stray or unexpected:
+        raise DataError(manifest.central_file, f"weights do not fit: {stray[:3]} {unexpected[:3]}")
+    return manifest, model.eval()
+
+
+def encoder_has_weights(model: FWIModel, i: int) -> bool:
+    return any(True for _ in model.encoder(i).parameters())
+
+
+def export_onnx(model: FWIModel, i: int, path: Path) -> None:
+    """Device ``i``'s encoder as ONNX, input ``waveforms`` [batch, shots, time, receivers]."""
+    g = model.geometry
+    block = model.blocks[i]
+    example = torch.zeros(1, g.n_shots, g.nt, len(block))
+    encoder = model.encoder(i).eval()
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.onnx.export(
+        encoder,
+        (example,),
+        str(tmp),
+        input_names=["waveforms"],
+        output_names=["latent"],
+        dynamic_axes={"waveforms": {0: "batch"}, "latent": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    os.replace(tmp, path)
