@@ -1,0 +1,97 @@
+"""What the centre says about maps, devices and itself: REST bodies, WebSocket events and
+the rows the store keeps. One set of pydantic models, so the OpenAPI schema at /docs is
+the contract."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class MapTimings(BaseModel):
+    """UTC nanoseconds; ``None`` where a stage did not happen (no acquisition time in a raw
+    replay, say). ``acquired_ns`` is the earliest acquisition time among the devices."""
+
+    acquired_ns: int | None = None
+    first_arrival_ns: int
+    last_arrival_ns: int
+    decode_start_ns: int
+    decode_end_ns: int
+    stored_ns: int | None = None
+    decode_ms: float = Field(description="decode_end - decode_start, ms")
+    end_to_end_ms: float | None = Field(
+        None, description="stored (or decode end) minus acquisition, ms"
+    )
+
+
+class MapSummary(BaseModel):
+    sample_id: str
+    version: int = Field(description="1 for the first decode; +1 per refinement by late latents")
+    partial: bool
+    devices_used: list[str]
+    devices_missing: list[str]
+    model_hash: str
+    deployment: str
+    timings: MapTimings
+    velocity_min: float
+    velocity_max: float
+    velocity_mean: float
+    ssim: float | None = Field(
+        None, description="against the ground truth, where the source knows it (the demo)"
+    )
+
+
+class MapDetail(MapSummary):
+    velocity: list[list[float]] = Field(description="nz lists of nx velocities, m/s")
+
+
+class MapList(BaseModel):
+    maps: list[MapSummary]
+
+
+class DeviceHealth(BaseModel):
+    id: str
+    online: bool
+    status: Literal["online", "offline", "unknown"] = "unknown"
+    late: bool = Field(False, description="no latent or heartbeat for longer than expected")
+    last_seen_ns: int | None = None
+    bundle_hash: str | None = None
+    software: str | None = None
+    receivers: list[int] | None = None
+    latents_received: int = 0
+    rejected: dict[str, int] = Field(default_factory=dict, description="count by reason")
+    late_latents: int = 0
+    duplicates: int = 0
+    arrival_delay_ms_p50: float | None = None
+    arrival_delay_ms_p95: float | None = None
+    heartbeat: dict | None = Field(None, description="the edge's own last heartbeat figures")
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceHealth]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    deployment: str
+    model: str
+    model_hash: str
+    broker_connected: bool
+    buffer_depth: int
+    decode_queue_depth: int
+    decode_ms_p50: float | None
+    decode_ms_p95: float | None
+    maps_stored: int
+    uptime_s: float
+    rejected: dict[str, int] = Field(default_factory=dict, description="all devices, by reason")
+
+
+class MapEvent(BaseModel):
+    type: Literal["map"] = "map"
+    map: MapSummary
+
+
+class DeviceEvent(BaseModel):
+    type: Literal["device"] = "device"
+    device: DeviceHealth

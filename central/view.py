@@ -1,0 +1,43 @@
+"""What the API reads from the running service: the one seam between ``central/api.py``
+(FastAPI routes, the page) and the service core (consumer, assembler, decoder, store).
+
+The API never touches the database, the broker or the model directly; it asks a
+``CentralView``. The service implements it; a unit test of the routes may implement it
+with plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+
+from central.schemas import DeviceHealth, Health, MapDetail, MapSummary
+
+
+class CentralView(Protocol):
+    deployment: str
+    metrics: CollectorRegistry
+
+    async def latest_map(self) -> MapDetail | None:
+        """The newest stored map (highest decode time), any sample."""
+
+    async def get_map(self, sample_id: str, version: int | None = None) -> MapDetail | None:
+        """A sample's map, its newest version unless ``version`` is given."""
+
+    async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
+        """Newest first; ``before`` a sample id: only maps stored before that one's."""
+
+    def devices(self) -> list[DeviceHealth]:
+        """Every device of the manifest plus any other that spoke, manifest order first."""
+
+    def health(self) -> Health: ...
+
+    def subscribe(self) -> AbstractAsyncContextManager[AsyncIterator[dict]]:
+        """Live events (``MapEvent``/``DeviceEvent`` as JSON-ready dicts) for one client.
+
+        Bounded: a client that falls more than the queue behind is dropped (the iterator
+        ends), never buffered without bound.
+        """
