@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,14 +290,18 @@ def export_onnx(model: FWIModel, i: int, path: Path) -> None:
     example = torch.zeros(1, g.n_shots, g.nt, len(block))
     encoder = model.encoder(i).eval()
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.onnx.export(
-        encoder,
-        (example,),
-        str(tmp),
-        input_names=["waveforms"],
-        output_names=["latent"],
-        dynamic_axes={"waveforms": {0: "batch"}, "latent": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # torch's TorchScript exporter announces its deprecation; the dynamo one needs
+        # onnxscript, a dependency an edge user should not need for a plain export.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            encoder,
+            (example,),
+            str(tmp),
+            input_names=["waveforms"],
+            output_names=["latent"],
+            dynamic_axes={"waveforms": {0: "batch"}, "latent": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     os.replace(tmp, path)

@@ -1,0 +1,87 @@
+"""What the wire costs in fidelity: SSIM of maps decoded from latents that went through
+``pack``/``unpack`` against maps decoded from the float32 latents themselves.
+
+Used by ``tests/shared/test_envelope_fidelity.py`` (small simulated set, in CI) and by hand
+on held-out data for the figures in ``shared/envelope.py``'s docstring::
+
+    python -m lab.envelope_fidelity models/epic-lite-5.pt /work/data/test/flatvel-a ...
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.data.openfwi import OpenFWIDataset
+from shared.envelope import Envelope, LatentDtype, pack, unpack
+from shared.metrics import ssim
+from shared.models.base import FWIModel
+from shared.models.checkpoint import load_checkpoint
+
+__all__ = ["wire_fidelity"]
+
+_HASH = "0" * 16
+
+
+def _through_wire(latent: torch.Tensor, dtype: LatentDtype) -> tuple[torch.Tensor, int]:
+    env = Envelope("fidelity", "s0", "dev-0", _HASH, 0, 0, latent.numpy())
+    wire = pack(env, dtype=dtype)
+    return torch.from_numpy(unpack(wire).data), len(wire)
+
+
+@torch.inference_mode()
+def wire_fidelity(
+    model: FWIModel,
+    roots: Sequence[Path | str],
+    dtypes: Sequence[LatentDtype] = tuple(LatentDtype),
+    limit: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per dtype: mean SSIM against the truth, mean SSIM lost against float32 latents (and
+    the worst sample's loss), and bytes per envelope."""
+    data = OpenFWIDataset(roots, model.normalization, model.blocks, model.geometry)
+    count = len(data) if limit is None else min(limit, len(data))
+    norm = model.normalization
+    results: dict[str, dict[str, list[float]]] = {
+        d.name.lower(): {"ssim": [], "loss": [], "bytes": []} for d in dtypes
+    }
+    for index in range(count):
+        x, v = data[index]
+        latents = model.encode(x[None])
+        present = torch.ones(1, model.n_devices, dtype=torch.bool)
+        truth = v.reshape(1, 1, *v.shape[-2:])
+        exact = norm.velocity_inverse(model.decode(latents, present))
+        base = ssim(exact, norm.velocity_inverse(truth))
+        for dtype in dtypes:
+            wired, sizes = [], []
+            for z in latents:
+                w, n = _through_wire(z[0], dtype)
+                wired.append(w[None])
+                sizes.append(n)
+            pred = norm.velocity_inverse(model.decode(wired, present))
+            s = ssim(pred, norm.velocity_inverse(truth))
+            r = results[dtype.name.lower()]
+            r["ssim"].append(float(s))
+            r["loss"].append(float(base - s))
+            r["bytes"].append(float(np.mean(sizes)))
+    return {
+        name: {
+            "ssim": float(np.mean(r["ssim"])),
+            "ssim_loss_mean": float(np.mean(r["loss"])),
+            "ssim_loss_max": float(np.max(np.abs(r["loss"]))),
+            "bytes_per_envelope": float(np.mean(r["bytes"])),
+            "samples": count,
+        }
+        for name, r in results.items()
+    }
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    checkpoint, *folders = sys.argv[1:]
+    net, _ = load_checkpoint(checkpoint)
+    for name, figures in wire_fidelity(net, folders, limit=None).items():
+        print(name, {k: round(v, 5) for k, v in figures.items()})

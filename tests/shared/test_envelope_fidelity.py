@@ -1,0 +1,23 @@
+"""What int8 on the wire costs the shipped model: under 0.002 SSIM, within 1,400 bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.envelope_fidelity import wire_fidelity
+from shared.envelope import LatentDtype
+from shared.models.checkpoint import load_checkpoint
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "epic-lite-5.pt"
+
+
+def test_int8_latents_cost_under_0_002_ssim(tiny_dataset: Path) -> None:
+    model, _ = load_checkpoint(SHIPPED)
+    figures = wire_fidelity(model, [tiny_dataset], dtypes=[LatentDtype.INT8, LatentDtype.FLOAT32])
+    int8 = figures["int8"]
+    assert int8["samples"] == 5
+    assert abs(int8["ssim_loss_mean"]) < 0.002
+    assert int8["ssim_loss_max"] < 0.005
+    assert int8["bytes_per_envelope"] <= 1400
+    assert figures["float32"]["ssim_loss_max"] == 0.0
+    assert figures["float32"]["bytes_per_envelope"] > 3 * int8["bytes_per_envelope"]
