@@ -11,7 +11,7 @@ import sys
 import typer
 
 from epic import __version__
-from epic.commands import data, demo, deploy, evaluate, report, train
+from epic.commands import broker, data, demo, deploy, evaluate, report, train
 from shared.data.errors import DataError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("report")(report.report)
 app.command("deploy")(deploy.deploy)
+app.add_typer(broker.app, name="broker")
 
 
 def _version(value: bool) -> None:

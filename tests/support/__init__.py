@@ -1,0 +1,1 @@
+"""Test helpers shared by every room: real brokers (embedded and Mosquitto) and MQTT waits."""
