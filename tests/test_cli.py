@@ -95,10 +95,3 @@ def test_bad_data_exit_2_naming_the_file(tmp_path):
     np.save(tmp_path / "data/data1.npy", np.zeros((2, 5, 1000, 70), np.float32))
     np.save(tmp_path / "model/model1.npy", np.full((3, 1, 70, 70), 2000.0, np.float32))
     assert_one_line_error(run("data", "info", str(tmp_path)), "data1.npy", "holds 2 samples")
-
-
-def test_demo_simulates_and_summarizes(tmp_path):
-    result = run("demo", "--samples", "2", "--out", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
-    assert "EPIC demo: simulated 2 flatfault-a samples" in result.stdout
-    assert (tmp_path / "demo/preview.png").is_file()

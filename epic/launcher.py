@@ -1,0 +1,159 @@
+"""Run EPIC's parts as separate processes, as in the field, and stop them cleanly.
+
+Used by ``epic demo`` and the benchmark harness: each part (broker, centre, edges) is an
+``epic`` sub-command in its own process group with its log in a file, so one can be killed
+(a device dying) without touching the others, and Ctrl-C stops them all in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["Child", "LaunchError", "Supervisor", "free_port", "get_json", "port_in_use"]
+
+
+class LaunchError(RuntimeError):
+    """A part did not start; the message says which and where its log is."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    """GET ``url`` as JSON; ``None`` when nothing answers (yet) or the answer is not 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    _log_file: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        # Own session: Ctrl-C in the terminal reaches the supervisor only, which then stops
+        # the parts in order instead of all of them dying at once.
+        self.process = subprocess.Popen(
+            self.argv,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace_s``; returns the exit code."""
+        if self.process is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait(5)
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.process.returncode
+
+    def tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+def epic_argv(*args: str) -> list[str]:
+    """This interpreter running the ``epic`` CLI: works without the console script on PATH."""
+    return [sys.executable, "-c", "from epic.cli import main; main()", *args]
+
+
+class Supervisor:
+    """Starts children, waits for them to be ready, stops them in reverse order."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.children: list[Child] = []
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
+        child = Child(name, epic_argv(*args), self.logs / f"{name}.log", env or {})
+        child.start()
+        self.children.append(child)
+        return child
+
+    def wait_until(self, child: Child, ready: Any, what: str, timeout_s: float = 60.0) -> None:
+        """Poll ``ready()`` until true; fail early, with the log's tail, if the child died."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not child.alive:
+                raise LaunchError(
+                    f"{child.name} exited (code {child.process.returncode}) before {what}; "
+                    f"log {child.log}:\n{child.tail()}"
+                )
+            if ready():
+                return
+            time.sleep(0.2)
+        raise LaunchError(f"{child.name}: no {what} after {timeout_s:.0f} s; log {child.log}")
+
+    def wait_port(self, child: Child, port: int, host: str = "127.0.0.1", **kw: Any) -> None:
+        def accepting() -> bool:
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+
+        self.wait_until(child, accepting, f"listener on {host}:{port}", **kw)
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children if not c.alive]
+
+    def stop_all(self, grace_s: float = 10.0) -> None:
+        for child in reversed(self.children):
+            child.stop(grace_s)
