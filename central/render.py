@@ -54,7 +54,7 @@ def render_map_png(detail: MapDetail, geometry: Geometry = CONTRACT) -> bytes:
         )
         ax.set_xlabel("distance (m)")
         ax.set_ylabel("depth (m)")
-        ax.set_title(title, fontsize=10, color="#b00020" if detail.partial else "black")
+        ax.set_title(title, fontsize=11, color="#b00020" if detail.partial else "black")
         bar = fig.colorbar(image, ax=ax, shrink=0.9)
         bar.set_label("velocity (m/s)")
         buffer = io.BytesIO()

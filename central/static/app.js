@@ -19,6 +19,7 @@ const state = {
   retries: 0,
   pollTimer: null,
   clockOffsetMs: 0, // server clock minus ours, from the Date header
+  health: null, // the last /api/health body
 };
 
 const $ = (id) => document.getElementById(id);
@@ -104,6 +105,7 @@ async function refreshDevices() {
 async function refreshHealth() {
   const h = await getJSON("/api/health");
   if (!h) return;
+  state.health = h;
   $("deployment").textContent = `${h.deployment} · ${h.model}`;
   const el = $("health");
   el.replaceChildren();
@@ -115,12 +117,19 @@ async function refreshHealth() {
     ` · buffer ${h.buffer_depth} · decode p95 ${fmtMs(h.decode_ms_p95)} ms` +
       ` · ${h.maps_stored} maps stored`,
   );
+  if (h.store_ok === false) {
+    const s = document.createElement("span");
+    s.className = "bad";
+    s.textContent = " · DATABASE FAILING";
+    el.append(s);
+  }
   if (h.status !== "ok") {
     const s = document.createElement("span");
     s.className = "bad";
     s.textContent = ` · ${h.status.toUpperCase()}`;
     el.append(s);
   }
+  drawChart();
 }
 
 function quietly(promise) {
@@ -274,6 +283,7 @@ function renderDevices() {
       cell(d.id),
       status,
       seen,
+      cell(String(d.latents_received)),
       cell(pair(d.arrival_delay_ms_p50, d.arrival_delay_ms_p95)),
       cell(pair(heartbeat(d, "encodeP50"), heartbeat(d, "encodeP95"))),
       cell(outbox == null ? "—" : String(outbox)),
@@ -323,13 +333,15 @@ function drawChart() {
   const p95 = values[Math.min(values.length - 1, Math.floor(0.95 * values.length))];
   stats.textContent =
     `last ${fmtMs(points[points.length - 1].v)} ms · p95 ${fmtMs(p95)} ms · ` +
-    `${points.length} maps in 10 min`;
+    `${points.length} maps in 10 min · red: partial`;
 
-  const left = 48;
+  const left = 64;
   const right = 10;
   const top = 10;
   const bottom = 22;
-  const top_v = niceCeil(values[values.length - 1] * 1.1);
+  // Newer services report their deadline T: draw it, so a drift towards it shows.
+  const deadline = state.health && state.health.deadline_ms;
+  const top_v = niceCeil(Math.max(values[values.length - 1], deadline || 0) * 1.1);
   const x = (t) => left + ((t - (now - CHART_WINDOW_MS)) / CHART_WINDOW_MS) * (width - left - right);
   const y = (v) => top + (1 - v / top_v) * (height - top - bottom);
 
@@ -344,13 +356,27 @@ function drawChart() {
     ctx.moveTo(left, y(v));
     ctx.lineTo(width - right, y(v));
     ctx.stroke();
-    ctx.fillText(`${fmtMs(v)} ms`, left - 4, y(v));
+    ctx.fillText(`${Math.round(v)} ms`, left - 6, y(v));
   }
-  ctx.textAlign = "center";
   ctx.textBaseline = "top";
   for (let min = 10; min >= 0; min -= 2) {
-    const t = now - min * 60000;
-    ctx.fillText(min === 0 ? "now" : `-${min} min`, x(t), height - bottom + 6);
+    // The end labels align inward so neither is clipped by the canvas edge.
+    ctx.textAlign = min === 10 ? "left" : min === 0 ? "right" : "center";
+    ctx.fillText(min === 0 ? "now" : `-${min} min`, x(now - min * 60000), height - bottom + 6);
+  }
+
+  if (deadline) {
+    ctx.strokeStyle = "#b00020";
+    ctx.setLineDash([6, 4]);
+    ctx.beginPath();
+    ctx.moveTo(left, y(deadline));
+    ctx.lineTo(width - right, y(deadline));
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = "#b00020";
+    ctx.textAlign = "left";
+    ctx.textBaseline = "bottom";
+    ctx.fillText(`deadline ${Math.round(deadline)} ms`, left + 4, y(deadline) - 2);
   }
 
   ctx.strokeStyle = "#0b4f8a";
@@ -421,7 +447,7 @@ function connect() {
     const delay = Math.min(BACKOFF_MAX_MS, 1000 * 2 ** state.retries) * (0.8 + 0.4 * Math.random());
     state.retries += 1;
     const why = ev.reason ? ` (${ev.reason})` : "";
-    setConn("polling", `offline${why}: polling, retry in ${Math.round(delay / 1000)} s`);
+    setConn("polling", `live feed lost${why}: polling, retry in ${Math.round(delay / 1000)} s`);
     startPolling();
     setTimeout(() => {
       setConn("reconnecting", "reconnecting…");
