@@ -21,14 +21,13 @@ from urllib.parse import urlsplit
 import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, WebSocket
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from central.render import PngCache, render_map_png
+from central.render import MapPictures
 from central.schemas import (
     DeviceEvent,
     DeviceList,
@@ -110,11 +109,8 @@ async def map_png(
 ) -> Response:
     """The map drawn with a perceptual colour map and a colour bar in m/s."""
     detail = await _find_map(view, sample_id, version)
-    cache: PngCache = request.app.state.png_cache
-    png = cache.get(detail.sample_id, detail.version)
-    if png is None:
-        png = await run_in_threadpool(render_map_png, detail)
-        cache.put(detail.sample_id, detail.version, png)
+    pictures: MapPictures = request.app.state.pictures
+    png = await pictures.png(detail)
     # A named version never changes; "the newest" may.
     cache_control = "public, max-age=86400, immutable" if version is not None else "no-cache"
     return Response(png, media_type="image/png", headers={"Cache-Control": cache_control})
@@ -281,7 +277,7 @@ def create_app(view: CentralView, png_cache_size: int = 64) -> FastAPI:
         ),
     )
     app.state.view = view
-    app.state.png_cache = PngCache(png_cache_size)
+    app.state.pictures = MapPictures(png_cache_size)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

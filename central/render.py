@@ -6,9 +6,11 @@ global figure state that is not safe across the worker threads the API renders i
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 from collections import OrderedDict
+from functools import partial
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,7 +19,7 @@ from matplotlib.figure import Figure
 from central.schemas import MapDetail
 from shared.geometry import CONTRACT, Geometry
 
-__all__ = ["PngCache", "render_map_png"]
+__all__ = ["MapPictures", "PngCache", "render_map_png"]
 
 # Perceptually uniform, readable in greyscale and by colour-blind eyes, unlike 'jet'.
 COLOUR_MAP = "viridis"
@@ -93,3 +95,33 @@ class PngCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+
+class MapPictures:
+    """The API's pictures: each (sample, version) rendered once, in a worker thread, however
+    many pages ask for it at the same moment (they all do, when a new map arrives)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.cache = PngCache(capacity)
+        self.renders = 0  # pictures actually drawn, for tests and curiosity
+        self._pending: dict[tuple[str, int], asyncio.Task[bytes]] = {}
+
+    async def png(self, detail: MapDetail) -> bytes:
+        key = (detail.sample_id, detail.version)
+        if (png := self.cache.get(*key)) is not None:
+            return png
+        task = self._pending.get(key)
+        if task is None:
+            self.renders += 1
+            task = asyncio.create_task(
+                asyncio.to_thread(render_map_png, detail), name=f"render-{key[0]}-v{key[1]}"
+            )
+            self._pending[key] = task
+            task.add_done_callback(partial(self._done, key))
+        # Shielded: a client leaving mid-render must not cancel a picture others wait for.
+        return await asyncio.shield(task)
+
+    def _done(self, key: tuple[str, int], task: asyncio.Task[bytes]) -> None:
+        self._pending.pop(key, None)
+        if not task.cancelled() and task.exception() is None:
+            self.cache.put(*key, task.result())

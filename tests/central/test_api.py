@@ -125,11 +125,11 @@ def test_png_of_an_id_with_dots_is_a_real_picture(client: TestClient, stocked: F
 
 
 def test_png_is_rendered_once_per_version(client: TestClient, stocked: FakeView) -> None:
-    cache = client.app.state.png_cache
+    pictures = client.app.state.pictures
     first = client.get("/api/maps/line1.shot-003.png").content
     second = client.get("/api/maps/line1.shot-003.png", params={"version": 1}).content
     assert first == second
-    assert len(cache) == 1
+    assert pictures.renders == 1 and len(pictures.cache) == 1
 
 
 def test_list_is_newest_first_without_velocities(client: TestClient, stocked: FakeView) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from central.render import PngCache, render_map_png
+from central.render import MapPictures, PngCache, render_map_png
 from tests.central.fake_view import make_map
 
 
@@ -64,3 +65,23 @@ def test_cache_evicts_the_least_recently_used() -> None:
     assert cache.get("a", 2) is None  # versions are separate pictures
     with pytest.raises(ValueError, match="capacity"):
         PngCache(capacity=0)
+
+
+def test_pages_asking_at_once_share_one_render() -> None:
+    pictures = MapPictures(capacity=4)
+    detail = make_map("s5")
+
+    async def ask() -> list[bytes]:
+        async with asyncio.timeout(30):
+            first = await asyncio.gather(*(pictures.png(detail) for _ in range(5)))
+            # One asker leaving mid-render does not spoil the picture for the others.
+            other = make_map("s5", version=2)
+            leaver = asyncio.create_task(pictures.png(other))
+            stayer = asyncio.create_task(pictures.png(other))
+            await asyncio.sleep(0)
+            leaver.cancel()
+            return [*first, await stayer]
+
+    pngs = asyncio.run(ask())
+    assert len(set(pngs[:5])) == 1 and pngs[5] != pngs[0]
+    assert pictures.renders == 2 and len(pictures.cache) == 2
