@@ -46,9 +46,10 @@ ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 # A client whose socket takes longer than this to accept one event is not reading: drop it.
 WS_SEND_TIMEOUT_S = 10.0
 WS_CLOSE_TIMEOUT_S = 2.0
-# Why a client was dropped -> (close code, reason). 1013: try again later.
+# Why a client was dropped -> (close code, reason). 1013: try again later. The view ends a
+# feed for a client that fell behind, and for every client when the centre stops.
 DROP_CLOSE = {
-    "behind": (1013, "fell behind the live feed; reconnect for a fresh snapshot"),
+    "behind": (1013, "feed ended: client fell behind, or the centre is stopping; reconnect"),
     "stalled": (1008, "not reading the live feed; dropped"),
 }
 # The page loads only its own files and talks only to its own origin (the field has no
@@ -198,7 +199,7 @@ async def _send_events(websocket: WebSocket, events: AsyncIterator[dict]) -> str
                 await websocket.send_text(json.dumps(event))
         except TimeoutError:
             return "stalled"
-    return "behind"
+    return "behind"  # the view ended the feed
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:

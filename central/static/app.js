@@ -20,6 +20,7 @@ const state = {
   pollTimer: null,
   clockOffsetMs: 0, // server clock minus ours, from the Date header
   health: null, // the last /api/health body
+  devicesSoon: null, // a pending device refresh after a map event
 };
 
 const $ = (id) => document.getElementById(id);
@@ -115,7 +116,7 @@ async function refreshHealth() {
   el.append(
     broker,
     ` · buffer ${h.buffer_depth} · decode p95 ${fmtMs(h.decode_ms_p95)} ms` +
-      ` · ${h.maps_stored} maps stored`,
+      ` · ${h.maps_stored} ${h.maps_stored === 1 ? "map" : "maps"} stored`,
   );
   if (h.store_ok === false) {
     const s = document.createElement("span");
@@ -158,6 +159,15 @@ function addMap(m) {
 
 function onMapEvent(m) {
   if (addMap(m) && !state.pinned) showMap(m);
+  // Counters (latents, delays, rejections, maps stored) change with every sample but send
+  // no events: a new map is the moment to fetch them, at most once a second.
+  if (!state.devicesSoon) {
+    state.devicesSoon = setTimeout(() => {
+      state.devicesSoon = null;
+      quietly(refreshDevices());
+      quietly(refreshHealth());
+    }, 1000);
+  }
   renderRecent();
   drawChart();
 }
@@ -236,16 +246,20 @@ function renderRecent() {
 
 // ---------- devices ----------
 
-const HEARTBEAT_KEYS = {
-  encodeP50: ["encode_ms_p50", "encode_p50_ms"],
-  encodeP95: ["encode_ms_p95", "encode_p95_ms"],
-  outbox: ["outbox_depth", "outbox"],
-};
+// The edge's heartbeat (edge/health.py): encode_ms_p50/p95, outbox_depth, outbox_bytes,
+// dropped, reconnects, ... Absent until the device's first heartbeat.
+function heartbeat(d, key) {
+  const value = d.heartbeat ? d.heartbeat[key] : null;
+  return value == null ? null : value;
+}
 
-function heartbeat(d, what) {
-  const hb = d.heartbeat || {};
-  for (const key of HEARTBEAT_KEYS[what]) if (hb[key] != null) return hb[key];
-  return null;
+function outboxNote(d) {
+  if (!d.heartbeat) return "";
+  const parts = [];
+  if (heartbeat(d, "outbox_bytes") != null) parts.push(`${heartbeat(d, "outbox_bytes")} bytes queued`);
+  if (heartbeat(d, "dropped") != null) parts.push(`${heartbeat(d, "dropped")} dropped (outbox full)`);
+  if (heartbeat(d, "reconnects") != null) parts.push(`${heartbeat(d, "reconnects")} reconnects`);
+  return parts.join("\n");
 }
 
 function deviceState(d) {
@@ -278,15 +292,15 @@ function renderDevices() {
     seen.dataset.at = String(nsToMs(d.last_seen_ns));
     const reasons = Object.entries(d.rejected || {});
     const rejected = reasons.reduce((sum, [, n]) => sum + n, 0);
-    const outbox = heartbeat(d, "outbox");
+    const outbox = heartbeat(d, "outbox_depth");
     tr.append(
       cell(d.id),
       status,
       seen,
       cell(String(d.latents_received)),
       cell(pair(d.arrival_delay_ms_p50, d.arrival_delay_ms_p95)),
-      cell(pair(heartbeat(d, "encodeP50"), heartbeat(d, "encodeP95"))),
-      cell(outbox == null ? "—" : String(outbox)),
+      cell(pair(heartbeat(d, "encode_ms_p50"), heartbeat(d, "encode_ms_p95"))),
+      cell(outbox == null ? "—" : String(outbox), outboxNote(d)),
       cell(String(rejected), reasons.map(([r, n]) => `${r}: ${n}`).join("\n")),
       cell(`${d.late_latents} / ${d.duplicates}`),
     );
@@ -447,7 +461,7 @@ function connect() {
     const delay = Math.min(BACKOFF_MAX_MS, 1000 * 2 ** state.retries) * (0.8 + 0.4 * Math.random());
     state.retries += 1;
     const why = ev.reason ? ` (${ev.reason})` : "";
-    setConn("polling", `live feed lost${why}: polling, retry in ${Math.round(delay / 1000)} s`);
+    setConn("polling", `disconnected${why}; polling, retry in ${Math.round(delay / 1000)} s`);
     startPolling();
     setTimeout(() => {
       setConn("reconnecting", "reconnecting…");

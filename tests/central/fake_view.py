@@ -83,7 +83,14 @@ def make_device(device_id: str, *, online: bool = True, late: bool = False) -> D
         duplicates=3,
         arrival_delay_ms_p50=12.5,
         arrival_delay_ms_p95=48.0,
-        heartbeat={"encode_ms_p50": 7.1, "encode_ms_p95": 11.9, "outbox_depth": 0},
+        heartbeat={
+            "encode_ms_p50": 7.1,
+            "encode_ms_p95": 11.9,
+            "outbox_depth": 0,
+            "outbox_bytes": 0,
+            "dropped": 0,
+            "reconnects": 1,
+        },
     )
 
 
