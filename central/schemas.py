@@ -85,6 +85,17 @@ class Health(BaseModel):
     maps_stored: int
     uptime_s: float
     rejected: dict[str, int] = Field(default_factory=dict, description="all devices, by reason")
+    # Optional detail from the service core (added after the seam; older clients ignore it).
+    store_ok: bool | None = Field(None, description="False while the database is failing")
+    maps_decoded: int | None = Field(None, description="since start, refinements included")
+    samples_dropped: dict[str, int] | None = Field(None, description="never decoded, by reason")
+    deadline_ms: float | None = Field(None, description="T, per sample")
+    deadline_budget_ms: float | None = Field(None, description="T - t_dec: wait before decode")
+    min_devices: int | None = None
+    decode_batch1_ms_p50: float | None = None
+    decode_batch1_ms_p95: float | None = None
+    decode_batched_ms_p50: float | None = Field(None, description="batches of 2 or more")
+    decode_batched_ms_p95: float | None = None
 
 
 class MapEvent(BaseModel):

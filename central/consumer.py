@@ -1,0 +1,188 @@
+"""The centre's MQTT side: one connection that reads the deployment's topics, validates each
+message and hands it over, and publishes the map summaries.
+
+- A fixed client id (``epic-central-<deployment>``) and ``clean_session=False``: while the
+  centre is down the broker keeps its subscriptions and queues the QoS 1 latents for it.
+- Reconnects forever with capped exponential backoff; ``connected`` says where it stands.
+- The read loop only validates (cheap: a CRC and a few hundred bytes) and hands over to a
+  bounded queue; it never waits for a decode. When even that queue is full, aiomqtt's own
+  bounded queue fills next and what overflows there is counted (``overflow``).
+- Nothing raises out of the loop: a bad message is a ``Rejected`` passed to ``on_reject``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+
+from central.ratelimit import RateLimitedLog
+from central.settings import BrokerAddress
+from central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, Rejected, Validator
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.5
+BACKOFF_CAP_S = 30.0
+INCOMING_BOUND = 10_000  # aiomqtt's queue between paho's thread and our read loop
+OUTBOX_BOUND = 256  # map summaries waiting for the broker
+_KINDS = ("latent", "raw", "status", "heartbeat")
+
+
+class Consumer:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        validator: Validator,
+        inbox: asyncio.Queue[Arrival],
+        *,
+        on_report: Callable[[DeviceReport], None],
+        on_reject: Callable[[Rejected], None],
+        on_message: Callable[[str], None] = lambda kind: None,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: str | None = None,
+    ) -> None:
+        self.address = address
+        self.validator = validator
+        self.deployment = validator.manifest.deployment
+        self.inbox = inbox
+        self.on_report, self.on_reject, self.on_message = on_report, on_reject, on_message
+        self.client_id = client_id or f"epic-central-{self.deployment}"
+        self.username, self.password, self.tls_ca = username, password, tls_ca
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self.outbox_dropped = 0
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._warn = RateLimitedLog(log)
+
+    @property
+    def topics(self) -> list[tuple[str, int]]:
+        prefix = f"epic/{self.deployment}"
+        return [
+            (f"{prefix}/latent/+/+", 1),
+            (f"{prefix}/raw/+/+", 1),
+            (f"{prefix}/status/+", 1),
+            (f"{prefix}/heartbeat/+", 1),
+        ]
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Queue a message for the broker (QoS 1); never waits. A full outbox drops its
+        oldest: a map summary is also in the store, so losing one here loses no map."""
+        if len(self._outbox) >= OUTBOX_BOUND:
+            self._outbox.popleft()
+            self.outbox_dropped += 1
+        self._outbox.append((topic, payload))
+        self._outbox_ready.set()
+
+    def _client(self) -> aiomqtt.Client:
+        tls = None
+        if self.address.tls:
+            tls = ssl.create_default_context(cafile=self.tls_ca)
+        return aiomqtt.Client(
+            self.address.host,
+            self.address.port,
+            identifier=self.client_id,
+            clean_session=False,
+            username=self.username,
+            password=self.password,
+            tls_context=tls,
+            keepalive=30,
+            queue_type=_counting_queue(self._overflow),
+            max_queued_incoming_messages=INCOMING_BOUND,
+            timeout=10,
+        )
+
+    async def run(self) -> None:
+        """Connect, read and publish until cancelled, reconnecting after any failure."""
+        backoff = BACKOFF_START_S
+        while True:
+            try:
+                async with self._client() as client:
+                    await client.subscribe(self.topics)
+                    log.info("connected to %s as %s", self.address, self.client_id)
+                    self.connected.set()
+                    backoff = BACKOFF_START_S
+                    async with asyncio.TaskGroup() as tasks:
+                        tasks.create_task(self._read(client), name="mqtt-read")
+                        tasks.create_task(self._send(client), name="mqtt-send")
+            except* (aiomqtt.MqttError, OSError) as group:
+                exc = group.exceptions[0]
+                was_connected = self.connected.is_set()
+                self.connected.clear()
+                if was_connected:
+                    self.reconnects += 1
+                    log.warning("lost the broker %s (%s); reconnecting", self.address, exc)
+                else:
+                    self._warn.warning(
+                        "connect", "broker %s unreachable (%s); retrying, every %.0f s at most",
+                        self.address, exc, BACKOFF_CAP_S,
+                    )  # fmt: skip
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_CAP_S)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            kind = topic.split("/")[2] if topic.count("/") >= 2 else "other"
+            self.on_message(kind if kind in _KINDS else "other")
+            payload = message.payload
+            if not isinstance(payload, (bytes, bytearray)):
+                payload = b"" if payload is None else str(payload).encode()
+            try:
+                item = self.validator.message(topic, bytes(payload), bool(message.retain))
+            except Rejected as rejected:
+                self._handle(self.on_reject, rejected)
+                continue
+            except Exception as exc:  # a validator bug must not stop the centre reading
+                log.exception("validating %s failed", topic)
+                self._handle(self.on_reject, Rejected("internal", UNKNOWN_DEVICE, str(exc)))
+                continue
+            if isinstance(item, Arrival):
+                await self.inbox.put(item)
+            else:
+                self._handle(self.on_report, item)
+
+    @staticmethod
+    def _handle(callback: Callable[[Any], None], value: Any) -> None:
+        try:
+            callback(value)
+        except Exception:
+            log.exception("handling %r failed", value)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            while self._outbox:
+                topic, payload = self._outbox[0]
+                await client.publish(topic, payload, qos=1)
+                self._outbox.popleft()  # only once the broker has it
+            self._outbox_ready.clear()
+
+    def _overflow(self, message: aiomqtt.Message) -> None:
+        parts = message.topic.value.split("/")
+        device = parts[-1] if len(parts) in (4, 5) else UNKNOWN_DEVICE
+        self._handle(self.on_reject, Rejected("overflow", device, "incoming queue full"))
+
+
+def _counting_queue(on_overflow: Callable[[Any], None]) -> type[asyncio.Queue]:
+    """aiomqtt's incoming queue, bounded, telling us what it throws away (it only logs)."""
+
+    class CountingQueue(asyncio.Queue):
+        def put_nowait(self, item: Any) -> None:
+            try:
+                super().put_nowait(item)
+            except asyncio.QueueFull:
+                on_overflow(item)
+                raise
+
+    return CountingQueue

@@ -1,0 +1,112 @@
+"""The centre's configuration: one ``CentralSettings``, from arguments or ``EPIC_CENTRAL_*``.
+
+Everything the service needs to start is here, validated on construction, so a bad value
+fails before any socket opens. The password is best given as ``EPIC_CENTRAL_PASSWORD``
+(a command line is visible to every user of the machine).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
+
+
+class BrokerAddress:
+    """``mqtt://HOST:PORT`` or ``mqtts://HOST:PORT``, split."""
+
+    def __init__(self, host: str, port: int, tls: bool) -> None:
+        self.host, self.port, self.tls = host, port, tls
+
+    def __repr__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def broker_address(url: str) -> BrokerAddress:
+    """Parse a broker URL; ``ValueError`` names what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"broker {url!r}: must start with mqtt:// or mqtts://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"broker {url!r}: the port is not a number in 0-65535") from None
+    if not parts.hostname:
+        raise ValueError(f"broker {url!r}: no host")
+    if parts.path not in ("", "/"):
+        raise ValueError(f"broker {url!r}: a broker URL has no path")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
+
+
+class CentralSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EPIC_CENTRAL_", extra="forbid")
+
+    bundle: Path = Field(description="Deployment bundle folder (epic deploy).")
+    broker: str = Field("mqtt://127.0.0.1:1883", description="mqtt://HOST:PORT or mqtts://")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca: Path | None = Field(None, description="CA certificate for mqtts://")
+    client_id: str | None = Field(None, description="default epic-central-<deployment>")
+    deadline_ms: float = Field(2000.0, gt=0, description="T: per-sample time budget")
+    min_devices: int | None = Field(None, ge=1, description="default: a majority, ceil(N/2)")
+    clock: Literal["arrival", "synced"] = "arrival"
+    db: Path | None = Field(None, description="SQLite file; default epic-central-<dep>.sqlite")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="0: any free port")
+    retention: int = Field(10_000, ge=1, description="maps kept in the store, newest")
+    max_open_samples: int = Field(256, ge=1, description="buffer bound (open + ready samples)")
+    refine_window_s: float = Field(60.0, ge=0, description="late latents re-decode this long")
+    max_envelope_bytes: int = Field(4 * 1024 * 1024, ge=64, le=16 * 1024 * 1024)
+    decode_batch_max: int = Field(16, ge=1, le=256)
+    threads: int = Field(0, ge=0, description="torch CPU threads, 0: all cores")
+    offline_after_s: float = Field(15.0, gt=0, description="no latent/heartbeat: late")
+    truth: str | None = Field(None, description="sim:FAMILY: fill each map's SSIM")
+    truth_pool_size: int | None = Field(None, ge=1, description="the edges' pool size")
+    truth_pool_seed: int = Field(0, ge=0, description="the edges' pool seed")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        broker_address(value)
+        return value
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value}: no such file")
+        return value
+
+    @property
+    def address(self) -> BrokerAddress:
+        return broker_address(self.broker)
+
+    def min_devices_for(self, n_devices: int) -> int:
+        """``--min-devices`` or a majority of ``n_devices``; more than N is an error."""
+        k = self.min_devices if self.min_devices is not None else math.ceil(n_devices / 2)
+        if k > n_devices:
+            raise ValueError(f"--min-devices {k} is more than the deployment's {n_devices}")
+        return k
+
+    def db_path(self, deployment: str) -> Path:
+        return self.db if self.db is not None else default_db_path(deployment)
+
+
+def default_db_path(deployment: str, cwd: Path | None = None) -> Path:
+    """``epic-central-<deployment>.sqlite`` in the current folder when it is writable (where
+    the operator started the service, and finds it again), else in ``~/.local/state/epic``."""
+    name = f"epic-central-{deployment}.sqlite"
+    here = cwd or Path.cwd()
+    if os.access(here, os.W_OK):
+        return here / name
+    state = Path.home() / ".local" / "state" / "epic"
+    state.mkdir(parents=True, exist_ok=True)
+    return state / name

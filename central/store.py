@@ -1,0 +1,313 @@
+"""The centre's SQLite store: every map (velocities, devices, timings) and every device's
+health, so a restart keeps history.
+
+One connection, used only by one dedicated thread (every method hops onto it), in WAL mode
+so readers never wait for the writer. Maps beyond ``retention`` are deleted oldest first.
+When the database fails at run time (locked, disk full), the store logs one line per minute,
+keeps maps in memory (``memory_maps`` at most, oldest dropped and counted), serves reads
+from memory as well, and writes them out once the database answers again.
+
+Order: ``seq`` counts stores, so "latest" is the last map stored; a sample's refined
+versions keep its ``first_seq``, so listing by ``first_seq`` puts a sample where it first
+appeared and a ``before`` cursor stays stable while refinements arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from central.ratelimit import RateLimitedLog
+from central.schemas import MapDetail, MapSummary, MapTimings
+from shared.data.errors import DataError
+
+__all__ = ["MapStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS maps (
+    sample_id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL UNIQUE,
+    first_seq INTEGER NOT NULL, deployment TEXT NOT NULL, model_hash TEXT NOT NULL,
+    partial INTEGER NOT NULL, devices_used TEXT NOT NULL, devices_missing TEXT NOT NULL,
+    nz INTEGER NOT NULL, nx INTEGER NOT NULL, velocity BLOB NOT NULL,
+    acquired_ns INTEGER, first_arrival_ns INTEGER NOT NULL, last_arrival_ns INTEGER NOT NULL,
+    decode_start_ns INTEGER NOT NULL, decode_end_ns INTEGER NOT NULL, stored_ns INTEGER,
+    decode_ms REAL NOT NULL, end_to_end_ms REAL,
+    velocity_min REAL NOT NULL, velocity_max REAL NOT NULL, velocity_mean REAL NOT NULL,
+    ssim REAL,
+    PRIMARY KEY (sample_id, version)
+);
+CREATE INDEX IF NOT EXISTS maps_first_seq ON maps (first_seq);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY, health TEXT NOT NULL, updated_ns INTEGER NOT NULL
+);
+"""
+_TIMINGS = list(MapTimings.model_fields)
+_COLUMNS = [
+    "sample_id", "version", "seq", "first_seq", "deployment", "model_hash", "partial",
+    "devices_used", "devices_missing", "nz", "nx", "velocity", *_TIMINGS,
+    "velocity_min", "velocity_max", "velocity_mean", "ssim",
+]  # fmt: skip
+_PLACES = ", ".join("?" * len(_COLUMNS))
+_INSERT = f"INSERT OR REPLACE INTO maps ({', '.join(_COLUMNS)}) VALUES ({_PLACES})"
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM maps"
+# One row per sample, its newest version.
+_NEWEST = (
+    f"{_SELECT} m WHERE version = (SELECT MAX(version) FROM maps WHERE sample_id = m.sample_id)"
+)
+
+Row = tuple[Any, ...]
+
+
+class MapStore:
+    def __init__(
+        self,
+        path: Path | str,
+        retention: int = 10_000,
+        memory_maps: int = 1_000,
+        busy_timeout_s: float = 2.0,
+    ) -> None:
+        self.path = Path(path)
+        self.retention = retention
+        self.memory_maps = memory_maps
+        self.busy_timeout_s = busy_timeout_s
+        self.count = 0  # maps in the database
+        self.healthy = True
+        self.lost = 0  # maps dropped from memory while the database was failing
+        self.on_lost: Callable[[int], None] = lambda n: None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epic-store")
+        self._db: sqlite3.Connection | None = None
+        self._seq = 0
+        self._pending: OrderedDict[tuple[str, int], Row] = OrderedDict()  # not yet written
+        self._warn = RateLimitedLog(log)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- life -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open (creating) the database; a file that is not one raises ``DataError``."""
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable to the last commit
+            db.executescript(_SCHEMA)
+            self.count, self._seq = db.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM maps"
+            ).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise DataError(self.path, f"cannot open the map store ({exc})") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        await self._run(self._close)
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._flush()
+            if self._pending:
+                log.warning("%d maps could not be written before closing", len(self._pending))
+            self._db.close()
+            self._db = None
+
+    # -- writing --------------------------------------------------------------------------
+    async def save(self, summary: MapSummary, velocity: np.ndarray) -> MapSummary:
+        """Store one map; returns its summary with ``stored_ns`` (and end-to-end) filled."""
+        return await self._run(self._save, summary, velocity)
+
+    def _save(self, summary: MapSummary, velocity: np.ndarray) -> MapSummary:
+        stored_ns = time.time_ns()
+        t = summary.timings
+        acquired = t.acquired_ns
+        e2e = (stored_ns - acquired) / 1e6 if acquired is not None else None
+        summary = summary.model_copy(
+            update={"timings": t.model_copy(update={"stored_ns": stored_ns, "end_to_end_ms": e2e})}
+        )
+        self._seq += 1
+        first_seq = self._first_seq(summary.sample_id) if summary.version > 1 else None
+        row = _row(summary, velocity, self._seq, first_seq or self._seq)
+        self._pending[(summary.sample_id, summary.version)] = row
+        self._flush()
+        while len(self._pending) > self.memory_maps:
+            self._pending.popitem(last=False)
+            self.lost += 1
+            self.on_lost(1)
+        return summary
+
+    def _flush(self) -> None:
+        """Write what waits in memory; on failure keep it there and say so (once a minute)."""
+        if not self._pending or self._db is None:
+            return
+        try:
+            with self._db:  # one transaction
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(_INSERT, list(self._pending.values()))
+                count = self._db.execute("SELECT COUNT(*) FROM maps").fetchone()[0]
+                if count > self.retention:
+                    self._db.execute(
+                        "DELETE FROM maps WHERE seq <= (SELECT seq FROM maps ORDER BY seq DESC "
+                        "LIMIT 1 OFFSET ?)",
+                        (self.retention,),
+                    )
+                    count = self.retention
+            self.count = count
+        except sqlite3.Error as exc:
+            self.count = self._count_or(self.count)
+            self.healthy = False
+            self._warn.warning(
+                "db", "map store %s failing (%s): %d maps kept in memory until it answers",
+                self.path, exc, len(self._pending),
+            )  # fmt: skip
+            return
+        if not self.healthy:
+            log.warning("map store %s answers again; maps kept in memory written", self.path)
+        self.healthy = True
+        self._pending.clear()
+
+    def _count_or(self, fallback: int) -> int:
+        try:
+            return self._db.execute("SELECT COUNT(*) FROM maps").fetchone()[0]  # type: ignore[union-attr]
+        except sqlite3.Error:
+            return fallback
+
+    def _first_seq(self, sample_id: str) -> int | None:
+        seqs = [r[3] for (sid, _), r in self._pending.items() if sid == sample_id]
+        found = self._query("SELECT MIN(first_seq) FROM maps WHERE sample_id = ?", (sample_id,))
+        if found and found[0][0] is not None:
+            seqs.append(found[0][0])
+        return min(seqs) if seqs else None
+
+    # -- reading --------------------------------------------------------------------------
+    def _query(self, sql: str, args: tuple = ()) -> list[Row]:
+        if self._db is None:
+            return []
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            self._warn.warning("db-read", "map store %s read failed (%s)", self.path, exc)
+            return []
+
+    async def latest(self) -> MapDetail | None:
+        return await self._run(self._latest)
+
+    def _latest(self) -> MapDetail | None:
+        rows = self._query(f"{_SELECT} ORDER BY seq DESC LIMIT 1") + list(self._pending.values())
+        return _detail(max(rows, key=lambda r: r[2])) if rows else None
+
+    async def get(self, sample_id: str, version: int | None = None) -> MapDetail | None:
+        return await self._run(self._get, sample_id, version)
+
+    def _get(self, sample_id: str, version: int | None) -> MapDetail | None:
+        if version is None:
+            rows = self._query(
+                f"{_SELECT} WHERE sample_id = ? ORDER BY version DESC LIMIT 1", (sample_id,)
+            )
+        else:
+            rows = self._query(
+                f"{_SELECT} WHERE sample_id = ? AND version = ?", (sample_id, version)
+            )
+        rows += [
+            r for (sid, v), r in self._pending.items() if sid == sample_id and version in (None, v)
+        ]
+        return _detail(max(rows, key=lambda r: r[1])) if rows else None
+
+    async def list(self, limit: int, before: str | None = None) -> list[MapSummary]:
+        return await self._run(self._list, limit, before)
+
+    def _list(self, limit: int, before: str | None) -> list[MapSummary]:
+        bound = None
+        if before is not None:
+            bound = self._first_seq(before)
+            if bound is None:
+                return []  # an unknown cursor: nothing is "before" it
+        where = "" if bound is None else f" AND first_seq < {int(bound)}"
+        rows = self._query(f"{_NEWEST}{where} ORDER BY first_seq DESC LIMIT ?", (limit,))
+        rows += [r for r in self._pending.values() if bound is None or r[3] < bound]
+        newest: dict[str, Row] = {}
+        for r in rows:
+            if r[0] not in newest or r[1] > newest[r[0]][1]:
+                newest[r[0]] = r
+        ordered = sorted(newest.values(), key=lambda r: r[3], reverse=True)[:limit]
+        return [_summary(r) for r in ordered]
+
+    async def recent_sample_ids(self, n: int) -> list[str]:
+        rows = await self._run(
+            self._query, "SELECT DISTINCT sample_id FROM maps ORDER BY seq DESC LIMIT ?", (n,)
+        )
+        return [r[0] for r in rows]
+
+    # -- devices --------------------------------------------------------------------------
+    async def save_devices(self, health: dict[str, dict]) -> None:
+        await self._run(self._save_devices, health)
+
+    def _save_devices(self, health: dict[str, dict]) -> None:
+        if self._db is None:
+            return
+        now = time.time_ns()
+        rows = [(k, json.dumps(v), now) for k, v in health.items()]
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR REPLACE INTO devices VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            self._warn.warning("db-devices", "device health not saved (%s)", exc)
+
+    async def load_devices(self) -> dict[str, dict]:
+        rows = await self._run(self._query, "SELECT id, health FROM devices")
+        out = {}
+        for device_id, text in rows:
+            try:
+                out[device_id] = json.loads(text)
+            except ValueError:
+                log.warning("device %s: stored health unreadable, starting afresh", device_id)
+        return out
+
+
+def _row(s: MapSummary, velocity: np.ndarray, seq: int, first_seq: int) -> Row:
+    v = np.ascontiguousarray(velocity, dtype="<f4")
+    timings = [getattr(s.timings, k) for k in _TIMINGS]
+    return (
+        s.sample_id, s.version, seq, first_seq, s.deployment, s.model_hash, int(s.partial),
+        json.dumps(s.devices_used), json.dumps(s.devices_missing), v.shape[0], v.shape[1],
+        v.tobytes(), *timings, s.velocity_min, s.velocity_max, s.velocity_mean, s.ssim,
+    )  # fmt: skip
+
+
+def _fields(r: Row) -> dict[str, Any]:
+    d = dict(zip(_COLUMNS, r, strict=True))
+    return {
+        "sample_id": d["sample_id"], "version": d["version"], "partial": bool(d["partial"]),
+        "devices_used": json.loads(d["devices_used"]),
+        "devices_missing": json.loads(d["devices_missing"]),
+        "model_hash": d["model_hash"], "deployment": d["deployment"],
+        "timings": MapTimings(**{k: d[k] for k in _TIMINGS}),
+        "velocity_min": d["velocity_min"], "velocity_max": d["velocity_max"],
+        "velocity_mean": d["velocity_mean"], "ssim": d["ssim"],
+    }  # fmt: skip
+
+
+def _summary(r: Row) -> MapSummary:
+    return MapSummary(**_fields(r))
+
+
+def _detail(r: Row) -> MapDetail:
+    nz, nx, blob = r[_COLUMNS.index("nz")], r[_COLUMNS.index("nx")], r[_COLUMNS.index("velocity")]
+    velocity = np.frombuffer(blob, "<f4").reshape(nz, nx)
+    return MapDetail(**_fields(r), velocity=velocity.astype(np.float64).tolist())

@@ -1,0 +1,93 @@
+"""Serving the API (``central.api.create_app``) with uvicorn on the service's own loop.
+
+The socket is bound here, before uvicorn starts, so a port in use is one clear error at
+start-up (uvicorn would ``sys.exit`` from inside a task) and port 0 tells its real port.
+Signals belong to the service, not to uvicorn: see ``_Server.capture_signals``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from central.view import CentralView
+from shared.data.errors import DataError
+
+__all__ = ["HttpServer"]
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn would install its own SIGINT/SIGTERM handlers and re-raise the signal when
+        # it stops; the service stops uvicorn itself (should_exit) as one step of shutdown.
+        yield
+
+
+class HttpServer:
+    def __init__(self, view: CentralView, host: str, port: int) -> None:
+        self.view, self.host, self.requested_port = view, host, port
+        self.port: int | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str | None:
+        if self.port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def bind(self) -> socket.socket:
+        try:
+            family = socket.getaddrinfo(self.host, self.requested_port)[0][0]
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.requested_port))
+        except OSError as exc:
+            raise DataError(f"{self.host}:{self.requested_port}", f"cannot listen ({exc})") from exc
+        sock.set_inheritable(True)
+        return sock
+
+    async def start(self) -> None:
+        try:
+            from central.api import create_app
+        except ModuleNotFoundError as exc:
+            if exc.name != "central.api":
+                raise
+            log.warning("central.api is not there yet: serving no HTTP API")
+            return
+        sock = self.bind()
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(self.view), log_level="warning", timeout_graceful_shutdown=5
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http")
+        while not self._server.started and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            self._task.result()  # raise what stopped it
+            raise DataError(self.url or "http", "the HTTP server stopped at start-up")
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            async with asyncio.timeout(10):
+                await self._task
+        except TimeoutError:
+            log.warning("HTTP server did not stop in 10 s; cancelling it")
+            self._task.cancel()
