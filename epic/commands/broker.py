@@ -55,3 +55,57 @@ def broker(
     except OSError as exc:  # the port is taken, the address is not ours
         raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     typer.echo("epic broker: stopped")
+
+
+@app.command()
+def credentials(
+    deployment: Annotated[
+        str, typer.Option(help="Deployment id: the <dep> in epic/<dep>/... topics.")
+    ],
+    devices: Annotated[int, typer.Option(min=1, help="Number of edge devices.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", file_okay=False, help="Folder for the three files.")
+    ],
+    device_ids: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated device ids, --devices of them (default dev-0 ...)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace existing files (old passwords stop working).")
+    ] = False,
+) -> None:
+    """Make Mosquitto credentials: users `central` and one per device, passwd, acl, json.
+
+    Writes OUT/passwd (Mosquitto $7$ hashes), OUT/acl (each device writes only its own
+    topics and reads nothing; central reads the deployment and writes only maps) and
+    OUT/credentials.json (the clear passwords to hand out), all mode 0600.
+    """
+    from broker.credentials import write_credentials
+    from broker.ids import check_id, default_device_ids
+
+    try:
+        check_id(deployment, "deployment")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--deployment") from exc
+    if device_ids is None:
+        ids = default_device_ids(devices)
+    else:
+        ids = [part.strip() for part in device_ids.split(",")]
+        if len(ids) != devices:
+            raise typer.BadParameter(
+                f"{len(ids)} ids given for {devices} devices", param_hint="--device-ids"
+            )
+        if len(set(ids)) != len(ids):
+            raise typer.BadParameter("an id is listed twice", param_hint="--device-ids")
+        for device in ids:
+            try:
+                check_id(device, "device id")
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--device-ids") from exc
+    if "central" in ids:
+        raise typer.BadParameter("'central' is the centre's user name", param_hint="--device-ids")
+    files = write_credentials(out, deployment, ids, overwrite=overwrite)
+    typer.echo(
+        f"wrote {files.passwd}, {files.acl} and {files.credentials} (mode 0600) for "
+        f"deployment {deployment}: users central, {', '.join(ids)}"
+    )
