@@ -1,6 +1,13 @@
 """The MQTT broker: the embedded one (amqtt) and the field configuration for Mosquitto.
 
-``broker.embedded.EmbeddedBroker`` runs amqtt in-process (``epic broker``); ``broker.acl`` and
-``broker.passwords`` write and read Mosquitto's ACL and ``$7$`` password formats, which both
-brokers accept.
+- ``broker.embedded.EmbeddedBroker``: amqtt in-process (``epic broker``); what it supports
+  and lacks is in that module's docstring.
+- ``broker.credentials.write_credentials``: users, passwords and ACL for a deployment
+  (``epic broker credentials``).
+- ``broker.passwords``, ``broker.acl``: Mosquitto's ``$7$`` password hashes and ACL format,
+  read by both brokers.
+- ``broker.mosquitto_config.render_mosquitto_conf``: the field ``mosquitto.conf``
+  (``broker/mosquitto/``).
+
+Submodules are imported where used, so that importing one does not load amqtt.
 """

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-# Real brokers for every room's tests: `embedded_broker` (tests/support/brokers.py).
-pytest_plugins = ["tests.support.brokers"]
+# Real brokers for every room's tests: `embedded_broker`, `mosquitto_factory` (tests/support/).
+pytest_plugins = ["tests.support.brokers", "tests.support.mosquitto"]
 
 # Two cores on CI: use both, and say so rather than inherit whatever torch guesses.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -23,4 +23,3 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "flatfault"
     simulate_dataset("flatfault-a", 5, out, seed=3, per_file=3, progress=False)
     return out
-
