@@ -12,6 +12,7 @@ import typer
 
 from epic import __version__
 from epic.commands import broker, data, demo, deploy, evaluate, report, train
+from epic.commands import central as central_command
 from shared.data.errors import DataError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("report")(report.report)
 app.command("deploy")(deploy.deploy)
+app.command("central")(central_command.central)
 app.add_typer(broker.app, name="broker")
 
 
