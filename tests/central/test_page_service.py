@@ -5,11 +5,14 @@ over MQTT. The page must show what the service decoded."""
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import time
 from pathlib import Path
 
 import aiomqtt
+import httpx
+import numpy as np
 import pytest
 
 from central.service import CentralService
@@ -123,7 +126,24 @@ async def _scenario(broker: BrokerProcess, bundle: Path, feed: Feed, tmp_path: P
         shot = tmp_path / "monitor-service.png"
         await page.screenshot(path=str(shot), full_page=True)
         await browser.close()
+        await _check_rest(service.http.url, feed.sample_id(1), silent)
         return shot
+
+
+async def _check_rest(base: str, sample: str, missing: str) -> None:
+    """What the page showed, as tools read it."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        latest = (await http.get("/api/maps/latest")).json()
+        assert (latest["sample_id"], latest["devices_missing"]) == (sample, [missing])
+        npy = await http.get(f"/api/maps/{sample}", params={"format": "npy"})
+        array = np.load(io.BytesIO(npy.content), allow_pickle=False)
+        np.testing.assert_allclose(array, np.array(latest["velocity"], np.float32))
+        assert 1400 < array.min() <= array.max() < 4600
+        listed = (await http.get("/api/maps", params={"limit": 1})).json()["maps"]
+        assert [m["sample_id"] for m in listed] == [sample]
+        metrics = await http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert "epic_" in metrics.text
 
 
 def test_monitor_shows_what_the_real_service_decodes(
