@@ -7,20 +7,24 @@ Port 0 picks a free port; ``broker.port`` is the real one. ``users=`` (a passwor
 What the embedded broker does, as tested in ``tests/broker/test_embedded.py`` against aiomqtt
 clients (MQTT 3.1.1) with amqtt 0.12:
 
-- QoS 0 and 1 (and 2); a message reaches a subscriber at the QoS of its *subscription*
-  (amqtt does not downgrade to the publisher's QoS).
+- QoS 0 and 1. A message reaches a subscriber at its *subscription's* QoS (MQTT says the
+  lower of the publisher's and the subscription's; amqtt takes the subscription's).
 - Retained messages, and clearing them with an empty retained payload.
 - Last Will: published (and retained, with the will's retain flag) when a client's connection
   drops without DISCONNECT; not after a clean DISCONNECT.
 - Persistent sessions: a ``clean_session=False`` subscriber that disconnects keeps its
   subscriptions, and QoS 1 messages published meanwhile are delivered when it reconnects
-  with the same client id. amqtt keeps no persistent session for a client it marks
-  anonymous; EPIC's open mode (no ``users``) does not mark clients so (``broker._plugins``).
+  with the same client id. Those queued messages arrive with the *retain flag set* (amqtt
+  sends them as retained), so a consumer must not take the flag to mean "stale state".
+  amqtt keeps no persistent session for a client it marks anonymous; EPIC's open mode (no
+  ``users``) does not mark clients so (``broker._plugins``).
 - Users: ``user:hash`` lines, the hash Mosquitto 2's ``$7$`` (what ``epic broker
   credentials`` writes) or amqtt's Argon2; clients without a valid username and password are
   refused.
 - ACL: Mosquitto's ``acl_file`` format (``broker.acl``) with its meaning: deny wins, ``read``
-  covers subscribing and delivery, ``write`` covers publishing; no ``pattern`` lines.
+  covers subscribing and delivery, ``write`` covers publishing; no ``pattern`` lines. A
+  denied SUBSCRIBE is refused in the SUBACK (0x80); Mosquitto 2.0 grants it for MQTT 3.1.1
+  and delivers nothing.
 
 What it lacks, and where that matters:
 
