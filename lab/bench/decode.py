@@ -1,0 +1,246 @@
+"""What the centre costs and carries on this machine: decode time per batch size, and the
+maps per second the whole service sustains through a real broker.
+
+    python -m lab.bench.decode [--threads 2] [--samples 400] [--broker amqtt|mosquitto]
+
+1. Decode: ``DecoderRuntime.decode`` (what the service runs in its worker thread) on
+   batches of 1, 8 and 16 samples of the shipped model, all devices present, latents drawn
+   in the encoder's tanh range; p50/p95 over ``--runs`` runs after a warm-up.
+2. Service: a broker and ``epic central`` as subprocesses (as in the field); this process
+   publishes ``--samples`` samples x 5 devices of int8 envelopes as fast as the broker takes
+   them and counts the maps the centre publishes on ``epic/<dep>/map/+``. Maps per second =
+   samples / (last map - first publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINT = ROOT / "models" / "epic-lite-5.pt"
+
+
+def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from central.assembler import ReadySample
+    from central.decoder import DecoderRuntime
+    from central.validate import Arrival
+    from shared.bundle import load_central_model
+
+    torch.set_num_threads(threads)
+    manifest, model = load_central_model(bundle)
+    runtime = DecoderRuntime(model, manifest.device_ids)
+    rng = np.random.default_rng(0)
+
+    def sample(k: int) -> ReadySample:
+        arrivals = {
+            d.id: Arrival("latent", f"s{k}", d.id,
+                          rng.uniform(-1, 1, d.latent_shape).astype(np.float32), 1, 0, 2, 560)
+            for d in manifest.devices
+        }  # fmt: skip
+        return ReadySample(f"s{k}", 1, arrivals, manifest.device_ids, [], 2, 2, 1)
+
+    out = {}
+    for size in sizes:
+        batch = [sample(k) for k in range(size)]
+        for _ in range(3):
+            runtime.decode(batch)
+        times = []
+        for _ in tqdm(range(runs), desc=f"decode batch {size:>2}", unit="run", leave=False):
+            t0 = time.perf_counter()
+            runtime.decode(batch)
+            times.append((time.perf_counter() - t0) * 1000)
+        p50, p95 = np.percentile(times, [50, 95])
+        out[size] = {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
+                     "per_sample_p50_ms": round(p50 / size, 2)}  # fmt: skip
+        print(f"decode batch {size:>2}: p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  "
+              f"({p50 / size:.1f} ms a sample)")  # fmt: skip
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_broker(kind: str, work: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    if kind == "mosquitto":
+        conf = work / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                        "max_queued_messages 100000\n")  # fmt: skip
+        cmd = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)]
+    else:
+        cmd = [sys.executable, "-m", "epic", "broker", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _wait_port(port, proc)
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"broker exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit("broker did not listen")
+
+
+def _start_centre(bundle: Path, url: str, threads: int, work: Path) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "epic", "central", "--bundle", str(bundle), "--broker", url,
+           "--port", "0", "--db", str(work / "central.sqlite"), "--threads", str(threads),
+           "--max-open-samples", "4096"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT, env=env)  # fmt: skip
+    while line := proc.stdout.readline():
+        if m := re.search(r"monitor at (http://\S+)", line):
+            return proc, m[1]
+    raise SystemExit(f"epic central did not start (exit {proc.poll()})")
+
+
+async def _publish_and_count(url: str, bundle: Path, samples: int) -> dict:
+    import aiomqtt
+    from tqdm import tqdm
+
+    from shared.bundle import load_manifest
+    from shared.envelope import Envelope, pack
+
+    manifest = load_manifest(bundle)
+    rng = np.random.default_rng(1)
+    now = time.time_ns()
+    messages = [
+        (f"epic/{manifest.deployment}/latent/bench-{k}/{d.id}",
+         pack(Envelope(manifest.deployment, f"bench-{k}", d.id, manifest.model_hash, now, 1000,
+                       rng.uniform(-1, 1, d.latent_shape).astype(np.float32))))
+        for k in range(samples) for d in manifest.devices
+    ]  # fmt: skip
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    quiet = logging.getLogger("bench.mqtt")
+    quiet.setLevel(logging.ERROR)  # aiomqtt warns of every publish beyond its own comfort
+    seen: list[float] = []
+    async with (
+        aiomqtt.Client(host, int(port), identifier="bench-reader", logger=quiet) as reader,
+        aiomqtt.Client(host, int(port), identifier="bench-edges",
+                       max_inflight_messages=200, logger=quiet) as edges,
+    ):  # fmt: skip
+        await reader.subscribe(f"epic/{manifest.deployment}/map/+", qos=1)
+        bar = tqdm(total=samples, desc="maps", unit="map")
+
+        async def count() -> None:
+            async for _ in reader.messages:
+                seen.append(time.perf_counter())
+                bar.update()
+                if len(seen) == samples:
+                    return
+
+        counter = asyncio.create_task(count())
+        t0 = time.perf_counter()
+        for i in range(0, len(messages), 200):  # 200 in flight: as fast as the broker acks
+            await asyncio.gather(*(edges.publish(t, p, qos=1) for t, p in messages[i : i + 200]))
+        published = time.perf_counter() - t0
+        try:
+            async with asyncio.timeout(300):
+                await counter
+        finally:
+            bar.close()
+    elapsed = seen[-1] - t0
+    lo, hi = seen[len(seen) // 10], seen[(9 * len(seen)) // 10]
+    steady = (len(seen) * 8 // 10) / (hi - lo) if hi > lo else None
+    return {
+        "samples": samples,
+        "messages": len(messages),
+        "publish_s": round(published, 2),
+        "publish_msgs_per_s": round(len(messages) / published, 1),
+        "maps_per_s": round(samples / elapsed, 1),
+        "maps_per_s_steady": round(steady, 1) if steady else None,
+    }
+
+
+def bench_service(bundle: Path, threads: int, samples: int, broker: str) -> dict:
+    import httpx
+
+    work = Path(tempfile.mkdtemp(prefix="epic-bench-"))
+    broker_proc, url = _start_broker(broker, work)
+    centre = None
+    try:
+        centre, http = _start_centre(bundle, url, threads, work)
+        result = asyncio.run(_publish_and_count(url, bundle, samples))
+        health = httpx.get(http + "api/health", timeout=10).json()
+        result["broker"] = broker
+        result["health"] = {k: health.get(k) for k in (
+            "maps_stored", "rejected", "samples_dropped", "decode_batch1_ms_p50",
+            "decode_batched_ms_p50", "decode_batched_ms_p95", "decode_ms_p95")}  # fmt: skip
+        print(
+            f"service ({broker}): {samples} samples x 5 devices, published in "
+            f"{result['publish_s']} s ({result['publish_msgs_per_s']} msg/s); "
+            f"{result['maps_per_s']} maps/s overall, {result['maps_per_s_steady']} steady"
+        )
+        return result
+    finally:
+        for proc in (centre, broker_proc):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--sizes", default="1,8,16")
+    ap.add_argument("--samples", type=int, default=400)
+    ap.add_argument("--broker", choices=["amqtt", "mosquitto"], action="append")
+    ap.add_argument("--skip-service", action="store_true")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    args = ap.parse_args()
+    from shared.bundle import write_bundle
+
+    with tempfile.TemporaryDirectory(prefix="epic-bench-bundle-") as tmp:
+        bundle = Path(tmp) / "bundle"
+        write_bundle(CHECKPOINT, bundle, "bench")
+        figures: dict = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()},
+                         "threads": args.threads}  # fmt: skip
+        sizes = [int(s) for s in args.sizes.split(",")]
+        figures["decode"] = bench_decode(bundle, args.threads, args.runs, sizes)
+        if not args.skip_service:
+            figures["service"] = [
+                bench_service(bundle, args.threads, args.samples, b)
+                for b in (args.broker or ["amqtt"])
+            ]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
