@@ -19,7 +19,6 @@ async def _roundtrip(broker: BrokerProcess, topic: str) -> None:
             assert (await next_message(c)).payload == b"x"
 
 
-@pytest.mark.slow
 def test_fixture_broker_stops_and_restarts_on_the_same_port(embedded_broker: BrokerProcess) -> None:
     port = embedded_broker.port
     asyncio.run(_roundtrip(embedded_broker, "epic/d/heartbeat/dev-0"))
