@@ -181,9 +181,13 @@ class CentralService:
                     await tasks["decode"]
             except TimeoutError:
                 await _cancel(tasks["decode"])
-            await self._results.put(None)
-            with contextlib.suppress(Exception):
-                await tasks["store"]
+            try:  # the maps already decoded reach the store, within a bound
+                async with asyncio.timeout(STOP_DECODE_S):
+                    await self._results.put(None)
+                    await tasks["store"]
+            except Exception:
+                log.warning("the store did not finish in %.0f s; stopping anyway", STOP_DECODE_S)
+                await _cancel(tasks["store"])
         self.hub.close()  # ends live clients' iterators, so the HTTP server can stop
         if hasattr(self, "http"):
             await self.http.stop()

@@ -57,13 +57,8 @@ class HttpServer:
         return sock
 
     async def start(self) -> None:
-        try:
-            from central.api import create_app
-        except ModuleNotFoundError as exc:
-            if exc.name != "central.api":
-                raise
-            log.warning("central.api is not there yet: serving no HTTP API")
-            return
+        from central.api import create_app  # FastAPI and matplotlib: only when serving
+
         sock = self.bind()
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(

@@ -120,8 +120,7 @@ def _run(settings: object, verbose: bool) -> None:
                 f"decode p95 {service.decoder.p95_ms:.1f} ms; "
                 f"store {service.store.path}"
             )
-            url = service.http.url
-            typer.echo(f"epic central: monitor at {url}" if url else "epic central: no web API")
+            typer.echo(f"epic central: monitor at {service.http.url}")
             waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.wait_failed())]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for task in waits:

@@ -298,3 +298,24 @@ def test_a_slow_decode_never_stops_the_consumer(
             assert [m["sample_id"] for m in maps] == [feed.sample_id(k) for k in (0, 7, 8, 9, 10)]
 
     asyncio.run(main())
+
+
+def test_reconnects_after_the_broker_restarts(
+    embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable
+) -> None:
+    async def main() -> None:
+        async with CentralService(settings_for(bundle, embedded_broker.url)) as svc:
+            await svc.wait_connected()
+            await asyncio.to_thread(embedded_broker.stop, kill=True)  # an outage, no goodbye
+            async with asyncio.timeout(10):
+                while svc.health().broker_connected:
+                    await asyncio.sleep(0.05)
+            assert svc.health().status == "degraded"
+            await asyncio.to_thread(embedded_broker.start)
+            await svc.wait_connected(timeout=20)  # backoff: 0.5, 1, 2 ... s
+            async with svc.subscribe() as events:
+                await publish(embedded_broker.url, [feed.message(0, d) for d in feed.devices])
+                [m] = await maps_from(events, 1)
+            assert m["sample_id"] == feed.sample_id(0) and svc.consumer.reconnects == 1
+
+    asyncio.run(main())
