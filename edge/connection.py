@@ -1,0 +1,123 @@
+"""Where the broker is and how to reach it: the URL, credentials, TLS, and retry pacing.
+
+``mqtt://HOST[:PORT]`` (1883 by default) or ``mqtts://HOST[:PORT]`` (TLS, 8883 by default).
+A CA file (``--tls-ca``) also switches TLS on, checked against that CA; ``mqtts://`` without
+one uses the system's CAs. Credentials come from options or the environment, never from
+the URL's log form (``BrokerEndpoint.display`` leaves the password out).
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from shared.data.errors import DataError
+
+__all__ = ["Backoff", "BrokerEndpoint"]
+
+_SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
+
+
+@dataclass(frozen=True)
+class BrokerEndpoint:
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca: Path | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: Path | str | None = None,
+    ) -> BrokerEndpoint:
+        """Read ``mqtt://HOST:PORT`` (or ``mqtts://``); a bad URL is one ``DataError``."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise DataError(url, f"not a broker URL ({exc})") from exc
+        if parts.scheme not in _SCHEMES or not parts.hostname:
+            raise DataError(url, "broker URL must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise DataError(url, "broker URL takes no path, query or fragment")
+        default_port, tls = _SCHEMES[parts.scheme]
+        ca = Path(tls_ca) if tls_ca is not None else None
+        if ca is not None and not ca.is_file():
+            raise DataError(ca, "no such CA file")
+        return cls(
+            host=parts.hostname,
+            port=port or default_port,
+            tls=tls or ca is not None,
+            username=username or (unquote(parts.username) if parts.username else None),
+            password=password or (unquote(parts.password) if parts.password else None),
+            tls_ca=ca,
+        )
+
+    @property
+    def display(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        try:
+            return ssl.create_default_context(
+                cafile=str(self.tls_ca) if self.tls_ca is not None else None
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise DataError(self.tls_ca or "tls", f"cannot load the CA ({exc})") from exc
+
+    def client(
+        self,
+        identifier: str,
+        will: aiomqtt.Will | None = None,
+        keepalive: int = 30,
+        timeout: float = 10.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> aiomqtt.Client:
+        """A fresh MQTT 3.1.1 client (aiomqtt clients are made anew for each connection)."""
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=identifier,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            will=will,
+            clean_session=True,
+            keepalive=keepalive,
+            timeout=timeout,
+            tls_context=tls_context,
+        )
+
+
+class Backoff:
+    """Exponential backoff with jitter: each wait is drawn from [d/2, d], with d doubling from
+    ``low`` to ``high``. The jitter keeps a fleet of edges from reconnecting in lockstep
+    after their broker comes back."""
+
+    def __init__(self, low: float = 0.5, high: float = 10.0, rng: random.Random | None = None):
+        if not 0 < low <= high:
+            raise ValueError(f"backoff {low}..{high} s: need 0 < low <= high")
+        self.low, self.high = low, high
+        self._next = low
+        self._rng = rng or random.Random()
+
+    def reset(self) -> None:
+        self._next = self.low
+
+    def next_delay(self) -> float:
+        d = self._next
+        self._next = min(self.high, d * 2)
+        return self._rng.uniform(d / 2, d)

@@ -1,0 +1,179 @@
+"""The publisher: one MQTT connection at a time, drained from the outbox, in order.
+
+Each connection: publish the retained ``online`` status (its Last Will says ``offline``),
+then three tasks until the connection dies or the daemon stops: drain the outbox (a window
+of envelopes at QoS 1, each deleted after its PUBACK), publish a heartbeat every few
+seconds, and watch for the disconnect. A lost connection or a refused connect waits an
+exponential backoff with jitter, then connects again with a fresh client; what the outbox
+holds then goes out oldest first. On stop it says ``offline`` (reason ``shutdown``) and
+disconnects cleanly, so the broker does not fire the Will.
+
+A PUBACK lost with the connection means that envelope is sent again after reconnecting:
+delivery is at least once, and the centre ignores duplicates (DESIGN.md, "Assembler").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import aiomqtt
+
+from edge.config import EdgeConfig
+from edge.connection import Backoff
+from edge.health import EdgeStats, StatusInfo, heartbeat_payload, status_payload
+from edge.outbox import Outbox, OutboxRow
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger(__name__)
+_GOODBYE_TIMEOUT_S = 2.0
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        info: StatusInfo,
+        outbox: Outbox,
+        stats: EdgeStats,
+        skipped: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.outbox = outbox
+        self.stats = stats
+        self._skipped = skipped
+        self.connected = asyncio.Event()
+        base = f"epic/{info.deployment}"
+        self.status_topic = f"{base}/status/{info.device_id}"
+        self.heartbeat_topic = f"{base}/heartbeat/{info.device_id}"
+        self.identifier = f"edge-{info.deployment}-{info.device_id}"
+        self._tls = config.broker.tls_context()
+
+    def _client(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(
+            self.status_topic, status_payload(self.info, False, "lost"), qos=1, retain=True
+        )
+        return self.config.broker.client(
+            self.identifier, will, keepalive=self.config.keepalive_s, tls_context=self._tls
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, publish and reconnect until ``stop`` is set."""
+        backoff = Backoff(self.config.backoff_min_s, self.config.backoff_max_s)
+        where = self.config.broker.display
+        while not stop.is_set():
+            session = False
+            try:
+                async with self._client() as client:
+                    session = True
+                    backoff.reset()
+                    self.stats.connects += 1
+                    self.stats.reconnects = self.stats.connects - 1
+                    log.info(
+                        "connected to %s as %s (outbox %d envelopes, %d B)",
+                        where, self.identifier, self.outbox.depth, self.outbox.bytes,
+                    )  # fmt: skip
+                    self.connected.set()
+                    await client.publish(
+                        self.status_topic, status_payload(self.info, True), qos=1, retain=True
+                    )
+                    await self._session(client, stop)
+                    await self._goodbye(client)
+                    return
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                if session:
+                    log.warning(
+                        "disconnected from %s: %s (outbox %d envelopes)",
+                        where, exc.__cause__ or exc, self.outbox.depth,
+                    )  # fmt: skip
+                else:
+                    self.stats.connect_failures += 1
+                delay = backoff.next_delay()
+                if not session:
+                    log.warning("cannot reach %s: %s; retrying in %.1f s", where, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
+            finally:
+                self.connected.clear()
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Run until stop (returns) or until the connection fails (raises MqttError)."""
+        tasks = [
+            asyncio.create_task(self._watch(client), name="mqtt-watch"),
+            asyncio.create_task(self._drain(client), name="outbox-drain"),
+            asyncio.create_task(self._heartbeat(client), name="heartbeat"),
+            asyncio.create_task(stop.wait(), name="stop"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _watch(self, client: aiomqtt.Client) -> None:
+        # We subscribe to nothing: the iterator only ends, with MqttError, on a disconnect.
+        async for _ in client.messages:
+            pass
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        while True:
+            rows = await self.outbox.peek(self.config.window)
+            if not rows:
+                self.outbox.changed.clear()
+                if self.outbox.depth == 0:  # checked after clearing: no lost wake-up
+                    await self.outbox.changed.wait()
+                continue
+            await self._send(client, rows)
+
+    async def _send(self, client: aiomqtt.Client, rows: list[OutboxRow]) -> None:
+        acked: list[OutboxRow] = []
+
+        async def one(row: OutboxRow) -> None:
+            await client.publish(row.topic, row.payload, qos=1)
+            acked.append(row)
+
+        try:
+            # Tasks start in order, so the publishes leave in outbox order.
+            results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
+        finally:
+            # Even when cancelled by a disconnect: what was acknowledged must not go again.
+            await asyncio.shield(self.outbox.delete([r.id for r in acked]))
+            self.stats.envelopes_sent += len(acked)
+            self.stats.bytes_sent += sum(len(r.payload) for r in acked)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        while True:
+            payload = heartbeat_payload(
+                self.info.device_id,
+                self.stats,
+                self.outbox.depth,
+                self.outbox.bytes,
+                self.outbox.dropped,
+                self._skipped(),
+            )
+            await client.publish(self.heartbeat_topic, payload, qos=0)
+            await asyncio.sleep(self.config.heartbeat_s)
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(
+                self.status_topic,
+                status_payload(self.info, False, "shutdown"),
+                qos=1,
+                retain=True,
+                timeout=_GOODBYE_TIMEOUT_S,
+            )
+        log.info("said offline to %s; disconnecting", self.config.broker.display)

@@ -1,0 +1,67 @@
+"""Stream sources for an edge device: ``sim:FAMILY``, ``openfwi:DIR``, ``segy:PATH``.
+
+``open_source(spec, receivers, rate, ...)`` parses the source string and opens it for one
+device's receiver block; a bad string or unusable data raises one ``DataError`` line.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edge.sources.base import Clock, Shot, Slot, Source
+from shared.data.errors import DataError
+from shared.physics.families import FAMILIES
+from shared.pool import DEFAULT_SIZE
+
+__all__ = ["KINDS", "Shot", "Slot", "Source", "open_source"]
+
+KINDS = ("sim", "openfwi", "segy")
+
+
+def open_source(
+    spec: str,
+    receivers: tuple[int, int],
+    rate: float,
+    *,
+    start_slot: int | None = None,
+    pool_size: int = DEFAULT_SIZE,
+    pool_seed: int = 0,
+    cache_dir: Path | str | None = None,
+    progress: bool = False,
+    clock: Clock = time.time_ns,
+) -> Source:
+    """Open ``spec`` (``KIND:ARG``) for the device owning ``receivers`` (blocking: it may
+    simulate a pool or index files)."""
+    kind, sep, arg = spec.partition(":")
+    if not sep or not arg or kind not in KINDS:
+        raise DataError(
+            spec, "source must be sim:FAMILY, openfwi:DIR or segy:PATH (e.g. sim:flatfault-a)"
+        )
+    if rate < 0:
+        raise DataError(spec, f"rate {rate} Hz must be >= 0")
+    if start_slot is not None and kind != "sim":
+        raise DataError(spec, "a start slot applies to sim: sources only")
+    if kind == "sim":
+        from edge.sources.sim import SimSource
+
+        if arg not in FAMILIES:
+            raise DataError(spec, f"unknown family; choose one of {', '.join(FAMILIES)}")
+        return SimSource(
+            arg,
+            receivers,
+            rate,
+            start_slot=start_slot,
+            pool_size=pool_size,
+            pool_seed=pool_seed,
+            cache_dir=cache_dir,
+            progress=progress,
+            clock=clock,
+        )
+    if kind == "openfwi":
+        from edge.sources.openfwi import OpenFWISource
+
+        return OpenFWISource(arg, receivers, rate, clock=clock)
+    from edge.sources.segy import SegySource
+
+    return SegySource(arg, receivers, rate, clock=clock)
