@@ -167,10 +167,8 @@ class Assembler:
         if record is not None:
             if dev in record.arrivals:
                 return Outcome.DUPLICATE
-            if self.clock.monotonic() - record.taken <= self.refine_window_s:
-                self._refine(sid, record, arrival)
-                return Outcome.REFINE
-            return Outcome.LATE
+            recent = self.clock.monotonic() - record.taken <= self.refine_window_s
+            return Outcome.REFINE if recent and self._refine(sid, record, arrival) else Outcome.LATE
         if sid in self._closed:
             return Outcome.LATE
         return Outcome.COMPLETE if self._open_entry(arrival).ready else Outcome.OPENED
@@ -200,19 +198,21 @@ class Assembler:
         heapq.heappush(self._deadlines, (deadline, entry.seq, arrival.sample_id))
         return entry
 
-    def _refine(self, sid: str, record: _Record, arrival: Arrival) -> None:
+    def _refine(self, sid: str, record: _Record, arrival: Arrival) -> bool:
+        """Make (or extend) the sample's next version; False when the buffer has no room."""
         if record.pending is not None and sid in self._open:
             record.pending.arrivals[arrival.device_id] = arrival
-            return
+            return True
         entry = _Entry(
             sid, record.version + 1, {**record.arrivals, arrival.device_id: arrival},
             min(a.arrival_ns for a in record.arrivals.values()),
         )  # fmt: skip
         if len(self._open) >= self.max_open:
-            return  # a refinement never evicts a first decode; the late latent stays counted
+            return False  # a refinement never evicts a first decode
         self._open[sid] = entry
         record.pending = entry
         self._mark_ready(entry)
+        return True
 
     def _mark_ready(self, entry: _Entry) -> None:
         entry.ready = True

@@ -4,13 +4,7 @@
 profiles the decoder, connects to the broker and serves the API; leaving the block (or
 ``stop()``) shuts down in order: stop reading the broker, let the decode in flight finish
 and its maps be stored, save device health, close the store, stop the HTTP server. The
-service is the API's ``CentralView``.
-
-Tasks, each bounded by a queue or by the assembler's buffer:
-
-    consumer --inbox (bounded)--> assemble (one task: arrivals and every deadline)
-      --ready samples wait in the assembler--> decode (one worker thread, batches)
-      --results (bounded)--> store + publish `epic/<dep>/map/<sample>` + live events
+service is the API's ``CentralView``. What happens to each arrival is ``central.pipeline``.
 """
 
 from __future__ import annotations
@@ -24,19 +18,18 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Self
 
-from central.assembler import Assembler, Clock, Outcome
+from central.assembler import Assembler, Clock
 from central.consumer import Consumer
-from central.decoder import DecodedMap, Decoder, DecoderRuntime
+from central.decoder import Decoder, DecoderRuntime
 from central.devices import DeviceRegistry
 from central.events import EventHub
 from central.metrics import Metrics
-from central.ratelimit import RateLimitedLog
-from central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapEvent, MapSummary
+from central.pipeline import Pipeline
+from central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapSummary
 from central.settings import CentralSettings
 from central.store import MapStore
-from central.summary import summary_of
 from central.truth import Truth, open_truth
-from central.validate import Arrival, DeviceReport, Rejected, Validator
+from central.validate import Validator
 from central.webserver import HttpServer
 from shared.bundle import encoder_has_weights, load_central_model
 from shared.data.errors import DataError
@@ -45,8 +38,6 @@ __all__ = ["CentralService"]
 
 log = logging.getLogger(__name__)
 
-INBOX_BOUND = 1024  # arrivals between the read loop and the assembler
-RESULTS_BOUND = 64  # decoded maps waiting for the store
 DEVICES_SAVE_S = 5.0
 STOP_DECODE_S = 30.0
 
@@ -61,14 +52,10 @@ class CentralService:
         self.instruments = Metrics()
         self.metrics = self.instruments.registry
         self.hub = EventHub(on_drop=self.instruments.subscribers_dropped.inc)
-        self._warn = RateLimitedLog(log)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
         self._stopping = False
-        self._ready = asyncio.Event()
         self._failed = asyncio.Event()
-        self.maps_decoded = 0
-        self.dropped: dict[str, int] = {}
 
     # -- start and stop -------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -112,7 +99,7 @@ class CentralService:
         self.assembler = Assembler(
             ids, min_devices, s.deadline_ms, t_dec_ms=self.decoder.p95_ms, clock=self._clock,
             clock_mode=s.clock, max_open=s.max_open_samples,
-            refine_window_s=s.refine_window_s, on_drop=self._dropped,
+            refine_window_s=s.refine_window_s,
         )  # fmt: skip
         self.assembler.remember_closed(await self.store.recent_sample_ids(16_384))
         if self.assembler.budget_ms == 0:
@@ -120,22 +107,26 @@ class CentralService:
                 "deadline %.0f ms is within the decoder's p95 (%.0f ms): samples decode with "
                 "whatever is in at their first latent", s.deadline_ms, self.decoder.p95_ms,
             )  # fmt: skip
+        self.pipeline = Pipeline(
+            self.assembler, self.decoder, self.store, self.registry, self.hub, self.instruments,
+            deployment=self.deployment, model_hash=self.manifest.model_hash,
+            batch_max=s.decode_batch_max,
+        )  # fmt: skip
         raw_ok = not any(encoder_has_weights(model, i) for i in range(model.n_devices))
-        self.inbox: asyncio.Queue[Arrival] = asyncio.Queue(INBOX_BOUND)
-        self._results: asyncio.Queue[DecodedMap | None] = asyncio.Queue(RESULTS_BOUND)
         self.consumer = Consumer(
-            s.address, Validator(self.manifest, raw_ok, s.max_envelope_bytes), self.inbox,
-            on_report=self._report, on_reject=self._rejected,
+            s.address, Validator(self.manifest, raw_ok, s.max_envelope_bytes), self.pipeline.inbox,
+            on_report=self.registry.report, on_reject=self.pipeline.on_reject,
             on_message=lambda kind: self.instruments.messages.labels(kind).inc(),
             client_id=s.client_id, username=s.username,
             password=s.password.get_secret_value() if s.password else None,
             tls_ca=str(s.tls_ca) if s.tls_ca else None,
         )  # fmt: skip
+        self.pipeline.publish = self.consumer.publish
         for name, coro in (
             ("consumer", self.consumer.run()),
-            ("assemble", self._assemble()),
-            ("decode", self._decode()),
-            ("store", self._store()),
+            ("assemble", self.pipeline.assemble()),
+            ("decode", self.pipeline.decode()),
+            ("store", self.pipeline.store_maps()),
             ("tick", self._tick()),
         ):
             self._spawn(name, coro)
@@ -173,9 +164,10 @@ class CentralService:
         tasks = {t.get_name().removeprefix("central-"): t for t in self._tasks}
         for name in ("consumer", "assemble", "tick"):
             await _cancel(tasks.get(name))
-        # The decode loop ends after its batch in flight; its maps reach the store.
-        self._ready.set()
         if "decode" in tasks:
+            # The decode loop ends after its batch in flight; its maps reach the store.
+            self.pipeline.stopping = True
+            self.pipeline.ready.set()
             try:
                 async with asyncio.timeout(STOP_DECODE_S):
                     await tasks["decode"]
@@ -183,7 +175,7 @@ class CentralService:
                 await _cancel(tasks["decode"])
             try:  # the maps already decoded reach the store, within a bound
                 async with asyncio.timeout(STOP_DECODE_S):
-                    await self._results.put(None)
+                    await self.pipeline.results.put(None)
                     await tasks["store"]
             except Exception:
                 log.warning("the store did not finish in %.0f s; stopping anyway", STOP_DECODE_S)
@@ -197,72 +189,6 @@ class CentralService:
             await self.store.save_devices(self.registry.export())
             await self.store.close()
 
-    # -- the pipeline ---------------------------------------------------------------------
-    async def _assemble(self) -> None:
-        a = self.assembler
-        while True:
-            deadline = a.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - a.clock.monotonic())
-            try:
-                async with asyncio.timeout(timeout):
-                    arrival = await self.inbox.get()
-                self._accept(arrival)
-                for _ in range(INBOX_BOUND):  # what else is already there, without waiting
-                    if self.inbox.empty():
-                        break
-                    self._accept(self.inbox.get_nowait())
-            except TimeoutError:
-                pass
-            a.expire()
-            if a.ready_count:
-                self._ready.set()
-            self.instruments.buffer_depth.set(a.depth)
-
-    def _accept(self, arrival: Arrival) -> None:
-        self.registry.latent(arrival)
-        outcome = self.assembler.add(arrival)
-        device = self.registry.resolve(arrival.device_id)
-        if outcome is Outcome.DUPLICATE:
-            self.registry.duplicate(device)
-            self.instruments.duplicates.labels(device).inc()
-        elif outcome in (Outcome.LATE, Outcome.REFINE):
-            self.registry.late_latent(device)
-            self.instruments.late.labels(device).inc()
-
-    async def _decode(self) -> None:
-        batch_max = self.settings.decode_batch_max
-        while not self._stopping:
-            await self._ready.wait()
-            self._ready.clear()
-            while not self._stopping and (batch := self.assembler.take_ready(batch_max)):
-                try:
-                    maps = await self.decoder.decode(batch)
-                except Exception:
-                    log.exception("decoding %d samples failed; they are dropped", len(batch))
-                    for sample in batch:
-                        self._dropped(sample.sample_id, "decode-error", sample.devices_used)
-                    continue
-                self.assembler.t_dec_ms = self.decoder.p95_ms
-                seconds = (maps[0].decode_end_ns - maps[0].decode_start_ns) / 1e9
-                self.instruments.decode.labels(self.instruments.batch_label(len(batch))).observe(
-                    seconds
-                )
-                for decoded in maps:
-                    await self._results.put(decoded)
-
-    async def _store(self) -> None:
-        topic = f"epic/{self.deployment}/map/"
-        while (decoded := await self._results.get()) is not None:
-            summary = summary_of(decoded, self.deployment, self.manifest.model_hash)
-            summary = await self.store.save(summary, decoded.velocity)
-            self.maps_decoded += 1
-            m = self.instruments
-            m.maps.labels(str(summary.partial).lower(), str(summary.version > 1).lower()).inc()
-            if summary.timings.end_to_end_ms is not None:
-                m.end_to_end.observe(max(0.0, summary.timings.end_to_end_ms / 1e3))
-            self.hub.publish(MapEvent(map=summary).model_dump(mode="json"))
-            self.consumer.publish(topic + summary.sample_id, summary.model_dump_json().encode())
-
     async def _tick(self) -> None:
         saved = time.monotonic()
         while True:
@@ -272,23 +198,6 @@ class CentralService:
             if self.registry.dirty and time.monotonic() - saved >= DEVICES_SAVE_S:
                 saved = time.monotonic()
                 await self.store.save_devices(self.registry.export())
-
-    # -- callbacks ------------------------------------------------------------------------
-    def _rejected(self, rejected: Rejected) -> None:
-        device = self.registry.rejected(rejected.device, rejected.reason)
-        self.instruments.rejected.labels(device, rejected.reason).inc()
-        self._warn.warning(rejected.reason, "rejected a message from %s: %s", device, rejected)
-
-    def _report(self, report: DeviceReport) -> None:
-        self.registry.report(report)
-
-    def _dropped(self, sample_id: str, reason: str, devices: list[str]) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-        self.instruments.dropped.labels(reason).inc()
-        self._warn.warning(
-            f"drop-{reason}", "sample %s dropped (%s; devices in: %s)", sample_id, reason,
-            ", ".join(devices) or "none",
-        )  # fmt: skip
 
     def _device_changed(self, health: DeviceHealth) -> None:
         self.hub.publish(DeviceEvent(device=health).model_dump(mode="json"))
@@ -323,8 +232,8 @@ class CentralService:
             uptime_s=time.monotonic() - self._started,
             rejected=self.registry.rejected_totals(),
             store_ok=self.store.healthy,
-            maps_decoded=self.maps_decoded,
-            samples_dropped=dict(self.dropped),
+            maps_decoded=self.pipeline.maps_decoded,
+            samples_dropped=dict(self.pipeline.dropped),
             deadline_ms=a.deadline_ms,
             deadline_budget_ms=a.budget_ms,
             min_devices=a.min_devices,
@@ -338,9 +247,13 @@ class CentralService:
         return self.hub.subscribe()
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
+async def _cancel(task: asyncio.Task[None] | None, wait_s: float = 10.0) -> None:
+    """Cancel and wait a bounded time: a stop must not hang on one part's clean-up."""
     if task is None or task.done():
         return
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+        async with asyncio.timeout(wait_s):
+            await asyncio.shield(task)
+    if not task.done():
+        log.warning("%s did not stop within %.0f s; leaving it", task.get_name(), wait_s)

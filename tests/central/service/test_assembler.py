@@ -223,3 +223,16 @@ def test_remembered_ids_from_the_store_are_late() -> None:
 def test_min_devices_beyond_the_deployment_is_refused() -> None:
     with pytest.raises(ValueError, match="min_devices"):
         Assembler(DEVICES, min_devices=6, deadline_ms=2000)
+
+
+def test_a_full_buffer_counts_a_late_latent_but_evicts_nothing_for_it() -> None:
+    clock = FakeClock()
+    a, drops = make(clock, max_open=1)
+    for d in DEVICES[:3]:
+        a.add(arrival("s1", d, clock))
+    clock.advance(2.0)
+    a.expire()
+    a.take_ready(16)
+    a.add(arrival("s2", "dev-0", clock))  # the one place is taken
+    assert a.add(arrival("s1", "dev-3", clock)) is Outcome.LATE
+    assert a.depth == 1 and drops == []

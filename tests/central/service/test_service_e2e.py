@@ -20,7 +20,8 @@ from tests.support.mqtt import collect
 
 from .conftest import Feed, client, publish
 
-pytestmark = pytest.mark.slow
+# A backstop: every wait below has its own timeout, so none should come near this.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 async def maps_from(events: AsyncIterator[dict], n: int, timeout: float = 20.0) -> list[dict]:

@@ -1,0 +1,144 @@
+"""What happens to an arrival, in three tasks between the consumer and the outputs:
+
+    inbox (bounded) --assemble--> ready samples wait in the assembler (bounded)
+      --decode (one worker thread, batches)--> results (bounded)
+      --store--> SQLite, `epic/<dep>/map/<sample>`, live events, metrics
+
+``assemble`` is the one task that handles both arrivals and every deadline (it sleeps until
+the earliest one, or the next arrival). ``decode`` takes what is ready when the decoder is
+free, so samples that became ready together are decoded as one batch, and a slow decode only
+lets the assembler's buffer fill (and evict, counted); the consumer keeps reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from central.assembler import Assembler, Outcome
+from central.decoder import DecodedMap, Decoder
+from central.devices import DeviceRegistry
+from central.events import EventHub
+from central.metrics import Metrics
+from central.ratelimit import RateLimitedLog
+from central.schemas import MapEvent
+from central.store import MapStore
+from central.summary import summary_of
+from central.validate import Arrival, Rejected
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
+
+INBOX_BOUND = 1024  # arrivals between the read loop and the assembler
+RESULTS_BOUND = 64  # decoded maps waiting for the store
+
+
+class Pipeline:
+    def __init__(
+        self,
+        assembler: Assembler,
+        decoder: Decoder,
+        store: MapStore,
+        registry: DeviceRegistry,
+        hub: EventHub,
+        metrics: Metrics,
+        *,
+        deployment: str,
+        model_hash: str,
+        batch_max: int,
+    ) -> None:
+        self.assembler, self.decoder, self.store = assembler, decoder, store
+        self.registry, self.hub, self.metrics = registry, hub, metrics
+        self.deployment, self.model_hash, self.batch_max = deployment, model_hash, batch_max
+        self.publish: Callable[[str, bytes], None] = lambda topic, payload: None
+        self.inbox: asyncio.Queue[Arrival] = asyncio.Queue(INBOX_BOUND)
+        self.results: asyncio.Queue[DecodedMap | None] = asyncio.Queue(RESULTS_BOUND)
+        self.ready = asyncio.Event()
+        self.stopping = False
+        self.maps_decoded = 0
+        self.dropped: dict[str, int] = {}
+        self._warn = RateLimitedLog(log)
+        assembler.on_drop = self.on_drop
+
+    # -- assemble -------------------------------------------------------------------------
+    async def assemble(self) -> None:
+        a = self.assembler
+        while True:
+            deadline = a.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - a.clock.monotonic())
+            try:
+                async with asyncio.timeout(timeout):
+                    arrival = await self.inbox.get()
+                self.accept(arrival)
+                for _ in range(INBOX_BOUND):  # what else is already there, without waiting
+                    if self.inbox.empty():
+                        break
+                    self.accept(self.inbox.get_nowait())
+            except TimeoutError:
+                pass
+            a.expire()
+            if a.ready_count:
+                self.ready.set()
+            self.metrics.buffer_depth.set(a.depth)
+
+    def accept(self, arrival: Arrival) -> None:
+        self.registry.latent(arrival)
+        outcome = self.assembler.add(arrival)
+        device = self.registry.resolve(arrival.device_id)
+        if outcome is Outcome.DUPLICATE:
+            self.registry.duplicate(device)
+            self.metrics.duplicates.labels(device).inc()
+        elif outcome in (Outcome.LATE, Outcome.REFINE):
+            self.registry.late_latent(device)
+            self.metrics.late.labels(device).inc()
+
+    # -- decode ---------------------------------------------------------------------------
+    async def decode(self) -> None:
+        """Until ``stopping``; a batch in flight then finishes and reaches the store."""
+        while not self.stopping:
+            await self.ready.wait()
+            self.ready.clear()
+            while not self.stopping and (batch := self.assembler.take_ready(self.batch_max)):
+                try:
+                    maps = await self.decoder.decode(batch)
+                except Exception:
+                    log.exception("decoding %d samples failed; they are dropped", len(batch))
+                    for sample in batch:
+                        self.on_drop(sample.sample_id, "decode-error", sample.devices_used)
+                    continue
+                self.assembler.t_dec_ms = self.decoder.p95_ms
+                seconds = (maps[0].decode_end_ns - maps[0].decode_start_ns) / 1e9
+                self.metrics.decode.labels(self.metrics.batch_label(len(batch))).observe(seconds)
+                for decoded in maps:
+                    await self.results.put(decoded)
+
+    # -- store and tell -------------------------------------------------------------------
+    async def store_maps(self) -> None:
+        """Until it takes ``None`` from ``results``."""
+        topic = f"epic/{self.deployment}/map/"
+        while (decoded := await self.results.get()) is not None:
+            summary = summary_of(decoded, self.deployment, self.model_hash)
+            summary = await self.store.save(summary, decoded.velocity)
+            self.maps_decoded += 1
+            m = self.metrics
+            m.maps.labels(str(summary.partial).lower(), str(summary.version > 1).lower()).inc()
+            if summary.timings.end_to_end_ms is not None:
+                m.end_to_end.observe(max(0.0, summary.timings.end_to_end_ms / 1e3))
+            self.hub.publish(MapEvent(map=summary).model_dump(mode="json"))
+            self.publish(topic + summary.sample_id, summary.model_dump_json().encode())
+
+    # -- counted, never raised ------------------------------------------------------------
+    def on_reject(self, rejected: Rejected) -> None:
+        device = self.registry.rejected(rejected.device, rejected.reason)
+        self.metrics.rejected.labels(device, rejected.reason).inc()
+        self._warn.warning(rejected.reason, "rejected a message from %s: %s", device, rejected)
+
+    def on_drop(self, sample_id: str, reason: str, devices: list[str]) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.metrics.dropped.labels(reason).inc()
+        self._warn.warning(
+            f"drop-{reason}", "sample %s dropped (%s; devices in: %s)", sample_id, reason,
+            ", ".join(devices) or "none",
+        )  # fmt: skip
