@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from central.offline_docs import install_offline_docs
 from central.render import MapPictures
 from central.schemas import (
     DeviceEvent,
@@ -276,9 +277,12 @@ def create_app(view: CentralView, png_cache_size: int = 64) -> FastAPI:
             f"Deployment `{view.deployment}`: velocity maps decoded from the edge devices' "
             "latents, device health, and a live feed. Read-only."
         ),
+        docs_url=None,  # served from local files below, not a CDN
+        redoc_url=None,
     )
     app.state.view = view
     app.state.pictures = MapPictures(png_cache_size)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_offline_docs(app)
     return app

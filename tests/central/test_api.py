@@ -184,7 +184,10 @@ def test_page_static_files_and_openapi(client: TestClient) -> None:
     assert schema["info"]["title"] == "EPIC central"
     for path in ("/api/maps/latest", "/api/maps/{sample_id}", "/api/maps/{sample_id}.png"):
         assert set(schema["paths"][path]) == {"get"}
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()  # the field is offline
+    js = docs.text.split('<script src="')[1].split('"')[0]
+    assert js.startswith("/docs-assets/") and client.get(js).status_code == 200
 
 
 def test_the_api_is_read_only(client: TestClient, stocked: FakeView) -> None:
