@@ -11,7 +11,7 @@ import sys
 import typer
 
 from epic import __version__
-from epic.commands import broker, data, demo, deploy, edge, evaluate, report, train
+from epic.commands import bench, broker, data, demo, deploy, edge, evaluate, report, train
 from epic.commands import central as central_command
 from shared.data.errors import DataError
 
@@ -30,6 +30,7 @@ app.command("report")(report.report)
 app.command("deploy")(deploy.deploy)
 app.command("central")(central_command.central)
 app.command("edge")(edge.edge)
+app.command("bench")(bench.bench)
 app.add_typer(broker.app, name="broker")
 
 

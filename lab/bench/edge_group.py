@@ -1,0 +1,108 @@
+"""Several edge daemons in one process, for the throughput runs with many edges.
+
+Seventy ``epic edge`` processes (a Python interpreter and an ONNX or torch runtime each) do
+not fit on a 2-core machine. Each device here is still a whole ``EdgeDaemon``: its own
+encoder and encoder thread, outbox file and MQTT connection (client id, status, Last Will,
+heartbeat), exactly as ``epic edge`` runs it; only the interpreter and event loop are
+shared. SIGTERM/SIGINT stop them all; the process ends when every daemon has finished.
+
+    python -m lab.bench.edge_group --bundle B --broker mqtt://127.0.0.1:PORT \\
+        --devices dev-0,dev-1 --source sim:flatfault-a --rate 20 --start-slot K \\
+        --max-samples 40 --pool-size 32 --outbox-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "run_group"]
+
+log = logging.getLogger(__name__)
+
+
+async def run_group(configs: Sequence[object]) -> None:
+    """Run one ``EdgeDaemon`` per config in this event loop until all have finished."""
+    from edge.daemon import EdgeDaemon
+
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        daemons = [
+            await stack.enter_async_context(EdgeDaemon(config))  # type: ignore[arg-type]
+            for config in configs
+        ]
+
+        def stop_all() -> None:  # a signal handler only sets flags
+            for daemon in daemons:
+                daemon.request_stop()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop_all)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for daemon in daemons:
+                    tg.create_task(daemon.run(), name=f"edge-{daemon.config.device_id}")
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab.bench.edge_group", description=__doc__)
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
+    p.add_argument("--devices", required=True, help="comma-separated device ids")
+    p.add_argument("--source", required=True, help="sim:FAMILY")
+    p.add_argument("--rate", type=float, default=1.0)
+    p.add_argument("--mode", choices=("latent", "raw"), default="latent")
+    p.add_argument("--start-slot", type=int)
+    p.add_argument("--max-samples", type=int)
+    p.add_argument("--pool-size", type=int, default=32)
+    p.add_argument("--outbox-dir", type=Path, required=True)
+    p.add_argument("--heartbeat-s", type=float, default=5.0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiomqtt").setLevel(logging.WARNING)
+    from edge.config import EdgeConfig
+    from edge.connection import BrokerEndpoint
+    from shared.data.errors import DataError
+
+    try:
+        endpoint = BrokerEndpoint.parse(args.broker)
+        configs = [
+            EdgeConfig(
+                bundle=args.bundle,
+                device_id=device,
+                broker=endpoint,
+                source=args.source,
+                rate=args.rate,
+                mode=args.mode,
+                start_slot=args.start_slot,
+                max_samples=args.max_samples,
+                pool_size=args.pool_size,
+                outbox=args.outbox_dir / f"outbox-{device}.sqlite",
+                heartbeat_s=args.heartbeat_s,
+            )
+            for device in args.devices.split(",")
+        ]
+        asyncio.run(run_group(configs))
+    except DataError as exc:
+        print(f"edge_group: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
