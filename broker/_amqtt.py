@@ -1,4 +1,4 @@
-"""Two fixes to amqtt 0.12's ``Broker``, kept to the smallest overrides that do the job.
+"""Three fixes to amqtt 0.12's broker, kept to the smallest overrides that do the job.
 
 1. On every CONNECT, amqtt walks ``Broker._subscriptions`` (every client's filters) and sends
    the new client each retained message matching any of them, at QoS 0
@@ -9,15 +9,29 @@
    ``await`` inside the loop, while other tasks add or drop entries; the loop then dies with
    "dictionary changed size during iteration" and the connection, or the message, is lost.
    :class:`_SnapshotDict` makes those loops walk a snapshot instead.
+3. A QoS 1 message sent to a client is forgotten (``session.inflight_out.pop`` in a
+   ``finally``) however the wait for its PUBACK ends: acknowledged, timed out (5 s), or
+   cancelled because the connection died. MQTT 3.1.1 [MQTT-4.4.0-1] wants unacknowledged
+   messages sent again when a persistent session reconnects, and amqtt has the code for it
+   (``ProtocolHandler._retry_deliveries`` re-sends ``inflight_out`` at start), but nothing
+   is left for it to send. A centre killed while a latent was on its way lost that latent
+   (``tests/faults/test_broker_inflight.py``). :class:`_EpicHandler` keeps an unacknowledged
+   message in ``inflight_out`` for a persistent session, drops it when a late PUBACK comes,
+   and registers the PUBACK waiter before writing the PUBLISH, so that no acknowledgement
+   can ever arrive ahead of its waiter.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import ItemsView, Iterator
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.session import Session
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.session import OUTGOING, ApplicationMessage, Session
 
 __all__ = ["EpicBroker"]
 
@@ -32,8 +46,52 @@ class _SnapshotDict(dict[str, Any]):
         return dict(super().items()).items()
 
 
+class _EpicHandler(BrokerProtocolHandler):
+    """amqtt's per-connection handler with fix 3: outgoing QoS 1 as MQTT wants it."""
+
+    async def _handle_qos1_message_flow(self, app_message: ApplicationMessage) -> None:
+        session = self.session
+        if app_message.direction != OUTGOING or session is None:
+            await super()._handle_qos1_message_flow(app_message)  # type: ignore[arg-type]
+            return
+        packet_id = app_message.packet_id
+        if packet_id is None or app_message.puback_packet is not None:
+            await super()._handle_qos1_message_flow(app_message)  # type: ignore[arg-type]
+            return  # amqtt raises for both
+        session.inflight_out[packet_id] = app_message  # type: ignore[assignment]
+        # A message sent before (this is _retry_deliveries re-sending it) goes with DUP set.
+        publish = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
+        waiter: asyncio.Future[PubackPacket] = asyncio.get_running_loop().create_future()
+        self._puback_waiters[packet_id] = waiter  # before the PUBLISH leaves
+        acked = False
+        try:
+            await self._send_packet(publish)
+            app_message.publish_packet = publish
+            try:
+                app_message.puback_packet = await asyncio.wait_for(waiter, timeout=5)
+            except TimeoutError:
+                msg = f"Timeout waiting for PUBACK for packet ID {packet_id}"
+                self.logger.warning(msg)
+                raise TimeoutError(msg) from None
+            acked = True
+        finally:
+            if self._puback_waiters.get(packet_id) is waiter:
+                del self._puback_waiters[packet_id]
+            if acked or session.clean_session:
+                session.inflight_out.pop(packet_id, None)
+            # else: kept, and sent again when this persistent session reconnects
+
+    async def handle_puback(self, puback: PubackPacket) -> None:
+        packet_id = puback.variable_header.packet_id if puback.variable_header else None
+        late = packet_id is not None and packet_id not in self._puback_waiters
+        # The client has it after all (the 5 s wait gave up first): never send it again.
+        if late and self.session and self.session.inflight_out.pop(packet_id, None) is not None:
+            return
+        await super().handle_puback(puback)
+
+
 class EpicBroker(Broker):
-    """amqtt's broker with the two fixes above; everything else is amqtt's own."""
+    """amqtt's broker with the three fixes above; everything else is amqtt's own."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,3 +104,14 @@ class EpicBroker(Broker):
         if not any(held.client_id == session.client_id for held, _ in holders):
             return
         await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        handler, session = await super()._initialize_client_session(
+            reader, writer, remote_address, remote_port
+        )
+        # amqtt builds the handler by class name inside this method; give it fix 3. The
+        # subclass adds no state, so switching the class of the fresh instance is safe.
+        handler.__class__ = _EpicHandler
+        return handler, session
