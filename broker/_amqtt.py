@@ -1,4 +1,4 @@
-"""Three fixes to amqtt 0.12's broker, kept to the smallest overrides that do the job.
+"""Fixes to amqtt 0.12's broker, kept to the smallest overrides that do the job.
 
 1. On every CONNECT, amqtt walks ``Broker._subscriptions`` (every client's filters) and sends
    the new client each retained message matching any of them, at QoS 0
@@ -19,12 +19,22 @@
    message in ``inflight_out`` for a persistent session, drops it when a late PUBACK comes,
    and registers the PUBACK waiter before writing the PUBLISH, so that no acknowledgement
    can ever arrive ahead of its waiter.
+4. Sessions live in memory only: after a restart the broker had forgotten the centre's
+   persistent session, and latents published before the centre reconnected were lost.
+   With ``state_file``, :class:`EpicBroker` saves persistent sessions and their
+   subscriptions (``broker.session_state``) and restores them, offline, at start.
+5. Messages queued for an offline persistent session wait in an unbounded queue; here at
+   most ``max_queued`` (as Mosquitto's ``max_queued_messages``), the oldest dropped first,
+   counted and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import ItemsView, Iterator
+from pathlib import Path
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
@@ -33,7 +43,13 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.session import OUTGOING, ApplicationMessage, Session
 
-__all__ = ["EpicBroker"]
+from broker.session_state import SavedSession, read_sessions, write_sessions
+
+__all__ = ["MAX_QUEUED", "EpicBroker"]
+
+log = logging.getLogger(__name__)
+MAX_QUEUED = 10_000  # per offline session; the field Mosquitto config's max_queued_messages
+_DROP_LOG_S = 60.0
 
 
 class _SnapshotDict(dict[str, Any]):
@@ -93,9 +109,98 @@ class _EpicHandler(BrokerProtocolHandler):
 class EpicBroker(Broker):
     """amqtt's broker with the three fixes above; everything else is amqtt's own."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        state_file: Path | None = None,
+        max_queued: int = MAX_QUEUED,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._subscriptions = _SnapshotDict()
+        self.state_file = state_file
+        self.max_queued = max_queued
+        self.queue_dropped: dict[str, int] = {}  # client id -> messages dropped (fix 5)
+        self._drop_logged = 0.0
+        self._state_lock = asyncio.Lock()
+        self._saving = False  # off until start() has restored, and again at shutdown
+
+    # -- fix 4: persistent sessions across restarts ----------------------------------------
+    async def start(self) -> None:
+        await super().start()
+        if self.state_file is None:
+            return
+        saved = await asyncio.to_thread(read_sessions, self.state_file)
+        for entry in saved:
+            handler, session = self.create_offline_session(entry.client_id)
+            session.clean_session = False
+            session.username = entry.username
+            self._sessions[entry.client_id] = (session, handler)
+            for subscription in entry.subscriptions:
+                await self.add_subscription(subscription, session)
+        if saved:
+            log.info("restored %d persistent session(s) from %s", len(saved), self.state_file)
+        self._saving = True
+
+    async def shutdown(self) -> None:
+        self._saving = False  # amqtt drops every session on its way out: keep the file
+        await super().shutdown()
+
+    def _persistent_sessions(self) -> list[SavedSession]:
+        subscriptions: dict[str, list[tuple[str, int]]] = {}
+        users: dict[str, str | None] = {}
+        for topic_filter, holders in self._subscriptions.items():
+            for session, qos in holders:
+                if session.clean_session or not session.client_id:
+                    continue
+                subscriptions.setdefault(session.client_id, []).append((topic_filter, qos))
+                users[session.client_id] = session.username
+        return [
+            SavedSession(client_id, users[client_id], tuple(subs))
+            for client_id, subs in sorted(subscriptions.items())
+        ]
+
+    async def _save_sessions(self) -> None:
+        if not self._saving or self.state_file is None:
+            return
+        async with self._state_lock:  # one write at a time, each of the newest state
+            sessions = self._persistent_sessions()
+            try:
+                await asyncio.to_thread(write_sessions, self.state_file, sessions)
+            except OSError as exc:
+                log.warning("cannot save the broker state to %s: %s", self.state_file, exc)
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        code = await super().add_subscription(subscription, session)
+        if not session.clean_session:
+            await self._save_sessions()
+        return code
+
+    async def _handle_unsubscription(self, client_session: Session, *args: Any) -> None:
+        await super()._handle_unsubscription(client_session, *args)
+        if not client_session.clean_session:
+            await self._save_sessions()
+
+    async def _delete_session(self, client_id: str) -> None:
+        await super()._delete_session(client_id)  # a clean-session connect ends the old one
+        await self._save_sessions()
+
+    # -- fix 5: a bounded queue per offline session ----------------------------------------
+    async def _retain_broadcast_message(
+        self, broadcast: dict[str, Any], qos: int, target_session: Session
+    ) -> None:
+        queue = target_session.retained_messages
+        while queue.qsize() >= self.max_queued:
+            queue.get_nowait()
+            client = target_session.client_id or "?"
+            self.queue_dropped[client] = self.queue_dropped.get(client, 0) + 1
+            if time.monotonic() - self._drop_logged > _DROP_LOG_S:
+                self._drop_logged = time.monotonic()
+                log.warning(
+                    "queue for offline client %s full (%d messages): dropping the oldest "
+                    "(%d dropped so far)", client, self.max_queued, self.queue_dropped[client],
+                )  # fmt: skip
+        await super()._retain_broadcast_message(broadcast, qos, target_session)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session

@@ -28,9 +28,14 @@ clients (MQTT 3.1.1) with amqtt 0.12:
 
 What it lacks, and where that matters:
 
-- Nothing survives a restart: sessions, queued messages and retained messages live in memory
-  (amqtt's SQL persistence plugin needs SQLAlchemy, which EPIC does not install). The field
-  broker is Mosquitto with ``persistence true`` (``broker/mosquitto/``).
+- Little survives a restart: queued and retained messages live in memory (amqtt's SQL
+  persistence plugin needs SQLAlchemy, which EPIC does not install). With ``state=`` (``epic
+  broker --state FILE``) persistent sessions and their subscriptions are kept in FILE, so a
+  centre's session outlives a restart and latents published before it reconnects wait for
+  it (``broker.session_state``); without it, those latents are lost. The field broker is
+  Mosquitto with ``persistence true`` (``broker/mosquitto/``).
+- A queue for an offline persistent session holds at most 10,000 messages (the oldest are
+  dropped, counted and logged), like the field config's ``max_queued_messages``.
 - No TLS here (amqtt can, EPIC does not expose it): field traffic goes through Mosquitto's
   TLS listener.
 - A denied publish is dropped silently (MQTT 3.1.1 has no negative PUBACK), as Mosquitto does.
@@ -102,8 +107,9 @@ class EmbeddedBroker:
     """An amqtt broker listening on ``host:port`` while the ``async with`` block runs.
 
     ``users``: a password file; without it, anyone may connect. ``acl``: a Mosquitto ACL file;
-    without it, every client may use every topic. Both files are read when the block starts,
-    and a bad one raises :class:`~broker.errors.BrokerFileError`.
+    without it, every client may use every topic. ``state``: a file that keeps persistent
+    sessions across restarts (``broker.session_state``). The files are read when the block
+    starts, and a bad one raises :class:`~broker.errors.BrokerFileError`.
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class EmbeddedBroker:
         *,
         users: Path | str | None = None,
         acl: Path | str | None = None,
+        state: Path | str | None = None,
         quiet: bool = True,
     ) -> None:
         if not 0 <= port <= 65535:
@@ -121,6 +128,7 @@ class EmbeddedBroker:
         self._requested_port = port
         self._users = Path(users) if users is not None else None
         self._acl = Path(acl) if acl is not None else None
+        self._state = Path(state) if state is not None else None
         self._quiet = quiet
         self._broker: EpicBroker | None = None
         self._server: asyncio.Server | None = None
@@ -155,7 +163,7 @@ class EmbeddedBroker:
     async def __aenter__(self) -> Self:
         if self._quiet:
             quiet_amqtt()
-        self._broker = EpicBroker(self._config())
+        self._broker = EpicBroker(self._config(), state_file=self._state)
         await self._broker.start()
         try:
             self._server = await asyncio.start_server(
@@ -221,6 +229,7 @@ def run_embedded(
     *,
     users: Path | None = None,
     acl: Path | None = None,
+    state: Path | None = None,
     on_ready: Callable[[EmbeddedBroker], None] | None = None,
 ) -> None:
     """Run the embedded broker in the foreground until SIGINT or SIGTERM, then stop cleanly.
@@ -235,7 +244,7 @@ def run_embedded(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            async with EmbeddedBroker(host, port, users=users, acl=acl) as broker:
+            async with EmbeddedBroker(host, port, users=users, acl=acl, state=state) as broker:
                 if on_ready is not None:
                     on_ready(broker)
                 await stop.wait()

@@ -35,6 +35,14 @@ def broker(
             help="Mosquitto-format ACL file; without it every client may use every topic.",
         ),
     ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            envvar="EPIC_BROKER_STATE",
+            help="Keep persistent sessions (the centre's) in this file across restarts.",
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded MQTT broker (amqtt) until Ctrl-C or SIGTERM; or make field credentials.
 
@@ -51,7 +59,7 @@ def broker(
         typer.echo(f"epic broker: listening on {running.url} ({auth}, {rules}); Ctrl-C stops it")
 
     try:
-        run_embedded(host, port, users=users, acl=acl, on_ready=ready)
+        run_embedded(host, port, users=users, acl=acl, state=state, on_ready=ready)
     except OSError as exc:  # the port is taken, the address is not ours
         raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     typer.echo("epic broker: stopped")
