@@ -61,8 +61,8 @@ def bench(
     ] = None,
     scaling_rate: Annotated[
         float, typer.Option(min=0.1, max=200, help="Throughput runs' Hz.")
-    ] = 20.0,
-    scaling_samples: Annotated[int, typer.Option(min=2, help="Samples per throughput run.")] = 60,
+    ] = 100.0,
+    scaling_samples: Annotated[int, typer.Option(min=2, help="Samples per throughput run.")] = 100,
     pool_size: Annotated[int, typer.Option(min=1, max=1000, help="Shots simulated once.")] = 32,
     deadline_ms: Annotated[
         float | None, typer.Option(min=1, help="The centre's T (default its own, 2000).")

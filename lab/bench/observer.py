@@ -40,6 +40,7 @@ class EnvelopeRecord:
     encode_us: int
     arrival_ns: int
     wire_bytes: int  # the envelope (MQTT payload) only
+    topic_bytes: int = 0  # its topic's length, for the PUBLISH packet's size
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class Observer:
             env = unpack(payload)
             record = EnvelopeRecord(
                 env.sample_id, env.device_id, kind, env.acquired_ns, env.encode_us,
-                arrival_ns, len(payload),
+                arrival_ns, len(payload), len(topic.encode()),
             )  # fmt: skip
             with self._lock:
                 self.envelopes.append(record)

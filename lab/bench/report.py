@@ -99,7 +99,9 @@ def robustness_table(rob: dict) -> str:
     out = (
         f"EPIC, {rob['link']}, one more edge SIGKILLed every {rob['kill_every_samples']} "
         f"samples (killed in order: {', '.join(rob['killed']) or 'none'}), centre "
-        f"`--min-devices 1`; devices cut counted from each map's devices used.\n\n"
+        f"`--min-devices 1`; a pool of {rob.get('pool_size', '?')} samples replayed from its "
+        "first, so every row scores the same samples; devices cut counted from each map's "
+        "devices used.\n\n"
         "| devices cut | maps | mean SSIM | L_total p50 (ms) |\n|---:|---:|---:|---:|\n"
     )
     for row in rob["curve"]:
@@ -112,13 +114,13 @@ def scaling_table(sc: dict) -> str:
     out = (
         f"Link `none`, edges at {sc['rate_hz']} Hz (as fast as they can), {sc['samples']} samples "
         "a run; edges, broker and centre share this machine's cores.\n\n"
-        "| edges | edge processes | weights | maps/s | maps | partial | lost |\n"
-        "|---:|---:|---|---:|---:|---:|---:|\n"
+        "| edges | edge processes | weights | maps/s | saturated | maps | partial | lost |\n"
+        "|---:|---:|---|---:|---|---:|---:|---:|\n"
     )
     for r in sc["rows"]:
         out += (f"| {r['edges']} | {r['edge_processes']} | {r['weights']} "
-                f"| {_f(r['maps_per_s'], '.2f')} | {r['maps']} | {r['partial']} "
-                f"| {r['lost']} |\n")  # fmt: skip
+                f"| {_f(r['maps_per_s'], '.2f')} | {'yes' if r.get('saturated') else 'no'} "
+                f"| {r['maps']} | {r['partial']} | {r['lost']} |\n")  # fmt: skip
     return out
 
 
@@ -164,7 +166,8 @@ def plot(doc: dict, out: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("p50 latency (ms, log scale)")
     ax.set_title(f"Latency per stage ({doc['link']}, {doc['edges']} edges)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(top=ax.get_ylim()[1] * 8)  # room for the legend above the tallest bar
     col = 1
     if doc.get("robustness"):
         ax = axes[0, col]
@@ -174,6 +177,9 @@ def plot(doc: dict, out: Path) -> None:
         ax.set_ylabel("mean SSIM")
         ax.set_title("EPIC robustness")
         ax.set_xticks(range(doc["edges"]))
+        if curve:  # never zoom a small change into a cliff
+            values = [r["ssim"] for r in curve]
+            ax.set_ylim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.1))
         col += 1
     if doc.get("scaling"):
         ax = axes[0, col]
@@ -181,6 +187,8 @@ def plot(doc: dict, out: Path) -> None:
         ax.plot([r["edges"] for r in rows], [r["maps_per_s"] for r in rows], "s-")
         ax.set_xscale("log")
         ax.set_xticks([r["edges"] for r in rows], [str(r["edges"]) for r in rows])
+        ax.set_xticks([], minor=True)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("edges")
         ax.set_ylabel("maps per second")
         ax.set_title("Throughput (link none, this machine)")

@@ -57,6 +57,9 @@ class RunSpec:
     central_threads: int | None = None
     observe_envelopes: bool = True
     lead_s: float = 15.0  # start slot this far ahead: every edge is up before it
+    # The start slot is a multiple of this: with the pool's size, every run replays the pool
+    # from its first sample, so runs compared side by side score the very same samples.
+    align: int = 1
     drain_s: float = 30.0  # after the last slot: uploads, deadline, decode
     progress: bool = True
 
@@ -123,6 +126,7 @@ def run_pipeline(spec: RunSpec) -> RunResult:
         http = _start_centre(sup, spec, broker_port, work)
         targets = _start_proxies(sup, spec, broker_port, work)
         start_slot = math.ceil((time.time() + spec.lead_s) * spec.rate)
+        start_slot = -(-start_slot // spec.align) * spec.align
         start_ns = slot_ns(start_slot, spec.rate)
         _start_edges(sup, spec, targets, start_slot, work)
         expected = [sample_id(spec.family, start_slot + j) for j in range(spec.samples)]
@@ -320,6 +324,7 @@ def _watch(
     from edge.sources.base import slot_ns
 
     expected = set(result.expected)
+    first_due_s = slot_ns(start_slot, spec.rate) / 1e9
     last_due_s = slot_ns(start_slot + spec.samples - 1, spec.rate) / 1e9
     limit = last_due_s + spec.drain_s
     grace_s = (spec.deadline_ms or 2000.0) / 1e3 + 3.0
@@ -331,6 +336,8 @@ def _watch(
             now = time.time()
             done = len(observer.map_ids() & expected)
             bar.update(done - bar.n)
+            if now < first_due_s:
+                bar.set_postfix_str(f"first shot in {first_due_s - now:.0f} s", refresh=False)
             if done == spec.samples:
                 result.finished = "every sample has its map"
                 return

@@ -12,7 +12,9 @@ Definitions (all clocks are this machine's UTC clock, shared by every process):
   decode. One value per map.
 - ``L_total``: the map stored - the acquisition time (the centre's ``end_to_end``).
 - Bytes per sample: every byte the edges' link proxies carried uplink (envelopes, MQTT
-  framing, connect, status, heartbeats) over the samples; also the envelopes alone.
+  framing, connect, status, heartbeats, over the whole run including the wait for the
+  first shot) over the samples. Beside it, the data alone: each envelope's MQTT PUBLISH
+  packet (``publish_bytes``), and the envelopes alone.
 - Energy per device per sample: ``lab.bench.energy.per_sample_energy`` for that device's
   uplink bytes per sample, sent at the profile's effective uplink rate
   (``transmit_s = bytes * 8 / rate``), one sample every ``1 / rate_hz`` seconds; the mean
@@ -37,6 +39,7 @@ __all__ = [
     "energy_per_device",
     "model_figures",
     "percentile",
+    "publish_bytes",
     "robustness_curve",
     "stage_latencies",
     "throughput",
@@ -58,6 +61,14 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def publish_bytes(topic_bytes: int, payload_bytes: int, qos: int = 1) -> int:
+    """An MQTT 3.1.1 PUBLISH packet's size: fixed header byte, remaining length (a 1-4 byte
+    varint), topic (2-byte length + name), packet id (QoS > 0), payload."""
+    remaining = 2 + topic_bytes + (2 if qos > 0 else 0) + payload_bytes
+    varint = 1 + (remaining >= 128) + (remaining >= 16_384) + (remaining >= 2_097_152)
+    return 1 + varint + remaining
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -133,7 +144,9 @@ def model_figures(
     wanted = set(expected)
     per_device = {d: b / samples for d, b in link_bytes_up.items()}
     energies = [energy_per_device(b, energy_rate_bps, 1 / rate_hz) for b in per_device.values()]
-    payload = sum(e.wire_bytes for e in envelopes if e.sample_id in wanted)
+    mine = [e for e in envelopes if e.sample_id in wanted]
+    payload = sum(e.wire_bytes for e in mine)
+    data = sum(publish_bytes(e.topic_bytes, e.wire_bytes) for e in mine)
     ssim = [m.ssim for m in first_maps.values() if m.ssim is not None]
     maps = len(first_maps)
     figures = {
@@ -157,9 +170,10 @@ def model_figures(
         "energy_mj_per_sample_with_tail": _mean([e["with_tail_mj"] for e in energies]),
         "transmit_s_per_sample": _mean([e["transmit_s"] for e in energies]),
         "payload_bytes_per_sample": payload / samples,
+        "data_bytes_per_sample": data / samples,
         "bytes_per_sample_per_device": _mean(list(per_device.values())),
         "partial": sum(1 for m in first_maps.values() if m.partial),
-        "envelopes": sum(1 for e in envelopes if e.sample_id in wanted),
+        "envelopes": len(mine),
         "timed_samples": len(timed),
     }
     return {k: _round(v) if isinstance(v, float) else v for k, v in figures.items()}

@@ -19,6 +19,7 @@ from lab.bench.stats import (
     energy_per_device,
     model_figures,
     percentile,
+    publish_bytes,
     robustness_curve,
     stage_latencies,
     throughput,
@@ -101,12 +102,24 @@ def _figures(bytes_up: dict[str, int], samples: int = 4, ssim: float = 0.7,
     )  # fmt: skip
 
 
+def test_publish_bytes_is_mqtt_framing() -> None:
+    # Measured at the link proxy (tests/lab/bench/test_link_mqtt.py): 20,480 B on a
+    # 27-character topic at QoS 1 is 20,515 B up.
+    assert publish_bytes(27, 20_480) == 20_515
+    # The remaining-length varint grows at 128 and 16,384 bytes; QoS 0 has no packet id.
+    assert publish_bytes(10, 100) == 1 + 1 + 114
+    assert publish_bytes(10, 120) == 1 + 2 + 134
+    assert publish_bytes(10, 100, qos=0) == 1 + 1 + 112
+    assert publish_bytes(40, 280_000) == 1 + 3 + 280_044
+
+
 def test_model_figures_count_bytes_lost_maps_and_skip_warmup() -> None:
     f = _figures({f"dev-{d}": 4 * 1000 for d in range(5)})
     assert f["maps"] == 3 and f["lost"] == 1
     assert f["bytes_per_sample"] == 5000.0  # 5 devices x 4000 B over 4 samples
     assert f["bytes_per_sample_per_device"] == 1000.0
     assert f["payload_bytes_per_sample"] == 3000.0  # 5 envelopes x 600 B
+    assert f["data_bytes_per_sample"] == 5 * publish_bytes(0, 600)
     assert f["energy_mj_per_sample"] == pytest.approx(
         energy_per_device(1000, 2e6, 2.0)["transmit_mj"], abs=1e-3
     )

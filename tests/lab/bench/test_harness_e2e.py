@@ -48,6 +48,10 @@ def test_bench_runs_both_pipelines_and_writes_the_contract(
     assert inv["bytes_per_sample"] > 1_400_000
     assert inv["bytes_per_sample"] > 50 * epic["bytes_per_sample"]
     assert epic["payload_bytes_per_sample"] < 5 * 700
+    # The observer's count of the data (envelopes in PUBLISH packets) and the proxies' count
+    # agree: for raw blocks the session's own traffic is a fraction of a percent.
+    assert inv["data_bytes_per_sample"] <= inv["bytes_per_sample"]
+    assert inv["bytes_per_sample"] < 1.01 * inv["data_bytes_per_sample"]
     assert epic["bytes_x_fewer"] > 50 and epic["energy_x_lower"] > 50
     assert doc["robustness"] is None and doc["scaling"] is None
     assert "| EPIC |" in (tmp_path / "bench.md").read_text()
