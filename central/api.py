@@ -1,5 +1,7 @@
-"""The centre's HTTP face: read-only REST for maps and devices, Prometheus metrics, the live
-WebSocket feed and the monitor page's files. Everything it knows it asks a ``CentralView``.
+"""The centre's HTTP face: REST for maps and devices, Prometheus metrics, the live WebSocket
+feed and the monitor page's files. Everything it knows it asks a ``CentralView``. It reads
+freely; the one change, deleting a sample's maps, needs the configured bearer token
+(``central.auth``). At most ``max_live_clients`` live feeds at once; more are closed 1013.
 
 No CORS middleware on purpose: the page is served from here, and nothing else in the field
 should read the centre from a browser. The WebSocket, which CORS does not cover, checks the
@@ -27,17 +29,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from central.auth import AUTH_RESPONSES, require_token
 from central.offline_docs import install_offline_docs
 from central.render import MapPictures
 from central.schemas import (
     DeviceEvent,
     DeviceList,
     Health,
+    MapDeleted,
     MapDetail,
     MapEvent,
     MapList,
     MapSummary,
 )
+from central.store import StoreUnavailable
 from central.view import CentralView
 
 __all__ = ["create_app"]
@@ -53,6 +58,7 @@ DROP_CLOSE = {
     "behind": (1013, "feed ended: client fell behind, or the centre is stopping; reconnect"),
     "stalled": (1008, "not reading the live feed; dropped"),
 }
+FULL_CLOSE = (1013, "too many live clients; try again later")
 # The page loads only its own files and talks only to its own origin (the field has no
 # internet, and nothing else should be able to inject into the monitor).
 PAGE_CSP = (
@@ -159,6 +165,25 @@ async def list_maps(
     return MapList(maps=[_summary(m) for m in await view.list_maps(limit, before)])
 
 
+@router.delete(
+    "/api/maps/{sample_id}",
+    response_model=MapDeleted,
+    dependencies=[Depends(require_token)],
+    responses={**AUTH_RESPONSES, 404: {"description": "no map stored for this sample"},
+               503: {"description": "the database refused the change"}},
+    tags=["maps"],
+)  # fmt: skip
+async def delete_map(view: View, sample_id: SampleId) -> MapDeleted:
+    """Delete every version of a sample's map (needs ``Authorization: Bearer <token>``)."""
+    try:
+        deleted = await view.delete_map(sample_id)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, f"not deleted: {exc}") from None
+    if deleted == 0:
+        raise HTTPException(404, f"no map stored for sample {sample_id!r}")
+    return MapDeleted(sample_id=sample_id, versions=deleted)
+
+
 @router.get("/api/devices", response_model=DeviceList, tags=["devices"])
 async def devices(view: View) -> DeviceList:
     """Every device: status, counters, arrival delays and the edge's own heartbeat."""
@@ -240,7 +265,21 @@ async def live(websocket: WebSocket, view: View) -> None:
     if not _same_origin(websocket):
         await websocket.close(code=1008, reason="cross-origin WebSocket refused")
         return
+    state = websocket.app.state
     await websocket.accept()
+    if state.live_clients >= state.max_live_clients:
+        # Accepted first so that the client reads why (a refused handshake is a bare 403).
+        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
+            await websocket.close(code=FULL_CLOSE[0], reason=FULL_CLOSE[1])
+        return
+    state.live_clients += 1
+    try:
+        await _live(websocket, view)
+    finally:
+        state.live_clients -= 1
+
+
+async def _live(websocket: WebSocket, view: CentralView) -> None:
     try:
         # Subscribe before the snapshot, so nothing falls between the two.
         async with view.subscribe() as events:
@@ -268,19 +307,28 @@ def _version() -> str:
         return "0+unknown"
 
 
-def create_app(view: CentralView, png_cache_size: int = 64) -> FastAPI:
-    """The API and monitor for one running centre."""
+def create_app(
+    view: CentralView,
+    png_cache_size: int = 64,
+    api_token: str | None = None,
+    max_live_clients: int = 32,
+) -> FastAPI:
+    """The API and monitor for one running centre; ``api_token`` enables deleting maps."""
     app = FastAPI(
         title="EPIC central",
         version=_version(),
         description=(
             f"Deployment `{view.deployment}`: velocity maps decoded from the edge devices' "
-            "latents, device health, and a live feed. Read-only."
+            "latents, device health, and a live feed. Read-only, but for deleting a sample's "
+            "maps with the configured bearer token."
         ),
         docs_url=None,  # served from local files below, not a CDN
         redoc_url=None,
     )
     app.state.view = view
+    app.state.api_token = api_token
+    app.state.max_live_clients = max_live_clients
+    app.state.live_clients = 0
     app.state.pictures = MapPictures(png_cache_size)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

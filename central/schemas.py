@@ -50,6 +50,11 @@ class MapList(BaseModel):
     maps: list[MapSummary]
 
 
+class MapDeleted(BaseModel):
+    sample_id: str
+    versions: int = Field(description="versions of the sample's map deleted")
+
+
 class DeviceHealth(BaseModel):
     id: str
     online: bool

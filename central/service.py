@@ -130,7 +130,9 @@ class CentralService:
             ("tick", self._tick()),
         ):
             self._spawn(name, coro)
-        self.http = HttpServer(self, s.host, s.port)
+        token = s.api_token.get_secret_value() if s.api_token else None
+        self.http = HttpServer(self, s.host, s.port, api_token=token,
+                               max_live_clients=s.max_live_clients)  # fmt: skip
         await self.http.start()
         if self.http.task is not None:
             self.http.task.add_done_callback(self._task_done)
@@ -211,6 +213,12 @@ class CentralService:
 
     async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
         return await self.store.list(limit, before)
+
+    async def delete_map(self, sample_id: str) -> int:
+        deleted = await self.store.delete(sample_id)
+        if deleted:
+            log.warning("map of %s deleted through the API (%d versions)", sample_id, deleted)
+        return deleted
 
     def devices(self) -> list[DeviceHealth]:
         return self.registry.snapshot()

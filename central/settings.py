@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
 
+MIN_TOKEN_CHARS = 16
+
 
 class BrokerAddress:
     """``mqtt://HOST:PORT`` or ``mqtts://HOST:PORT``, split."""
@@ -71,6 +73,10 @@ class CentralSettings(BaseSettings):
     truth: str | None = Field(None, description="sim:FAMILY: fill each map's SSIM")
     truth_pool_size: int | None = Field(None, ge=1, description="the edges' pool size")
     truth_pool_seed: int = Field(0, ge=0, description="the edges' pool seed")
+    api_token: SecretStr | None = Field(
+        None, description="bearer token for DELETE /api/maps/{id}; none: deleting is disabled"
+    )
+    max_live_clients: int = Field(32, ge=1, le=10_000, description="/ws/live clients at once")
 
     @field_validator("broker")
     @classmethod
@@ -83,6 +89,19 @@ class CentralSettings(BaseSettings):
     def _ca_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"{value}: no such file")
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            token = value.get_secret_value()
+            if len(token) < MIN_TOKEN_CHARS or token != token.strip() or len(set(token)) < 8:
+                raise ValueError(
+                    f"the API token must be at least {MIN_TOKEN_CHARS} characters, no spaces "
+                    "around it and not a repeated pattern (python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')"
+                )
         return value
 
     @property

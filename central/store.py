@@ -31,7 +31,7 @@ from central.ratelimit import RateLimitedLog
 from central.schemas import MapDetail, MapSummary, MapTimings
 from shared.data.errors import DataError
 
-__all__ = ["MapStore"]
+__all__ = ["MapStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +69,10 @@ _NEWEST = (
 )
 
 Row = tuple[Any, ...]
+
+
+class StoreUnavailable(RuntimeError):
+    """The database refused a change asked for through the API (locked, disk full...)."""
 
 
 class MapStore:
@@ -193,6 +197,27 @@ class MapStore:
         if found and found[0][0] is not None:
             seqs.append(found[0][0])
         return min(seqs) if seqs else None
+
+    async def delete(self, sample_id: str) -> int:
+        """Delete every version of a sample's map; how many there were."""
+        return await self._run(self._delete, sample_id)
+
+    def _delete(self, sample_id: str) -> int:
+        waiting = [key for key in self._pending if key[0] == sample_id]
+        for key in waiting:
+            del self._pending[key]
+        if self._db is None:
+            return len(waiting)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                deleted = self._db.execute(
+                    "DELETE FROM maps WHERE sample_id = ?", (sample_id,)
+                ).rowcount
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"map store {self.path}: {exc}") from exc
+        self.count -= deleted
+        return len(waiting) + deleted
 
     # -- reading --------------------------------------------------------------------------
     def _query(self, sql: str, args: tuple = ()) -> list[Row]:

@@ -30,6 +30,9 @@ class CentralView(Protocol):
     async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
         """Newest first; ``before`` a sample id: only maps stored before that one's."""
 
+    async def delete_map(self, sample_id: str) -> int:
+        """Delete every version of a sample's map; how many there were (0: none)."""
+
     def devices(self) -> list[DeviceHealth]:
         """Every device of the manifest plus any other that spoke, manifest order first."""
 

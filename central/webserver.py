@@ -32,8 +32,9 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, view: CentralView, host: str, port: int) -> None:
+    def __init__(self, view: CentralView, host: str, port: int, **app_options: object) -> None:
         self.view, self.host, self.requested_port = view, host, port
+        self.app_options = app_options  # create_app's: api_token, max_live_clients
         self.port: int | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -62,7 +63,9 @@ class HttpServer:
         sock = self.bind()
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            create_app(self.view), log_level="warning", timeout_graceful_shutdown=5
+            create_app(self.view, **self.app_options),  # type: ignore[arg-type]
+            log_level="warning",
+            timeout_graceful_shutdown=5,
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http")

@@ -64,6 +64,13 @@ def central(
     ] = None,
     truth_pool_size: Annotated[int | None, _Opt(help="The sim edges' pool size.")] = None,
     truth_pool_seed: Annotated[int | None, _Opt(help="The sim edges' pool seed.")] = None,
+    api_token: Annotated[
+        str | None,
+        _Opt(help="Bearer token allowing DELETE /api/maps/{id}; prefer EPIC_CENTRAL_API_TOKEN."),
+    ] = None,
+    max_live_clients: Annotated[
+        int | None, _Opt(help="Live monitor clients at once (default 32); more are refused.")
+    ] = None,
     verbose: Annotated[bool, _Opt("--verbose", "-v", help="Log at INFO.")] = False,
 ) -> None:
     """Assemble the edges' latents, decode velocity maps on deadline, store and serve them."""

@@ -182,8 +182,10 @@ def test_page_static_files_and_openapi(client: TestClient) -> None:
     assert client.get("/static/nothing.js").status_code == 404
     schema = client.get("/openapi.json").json()
     assert schema["info"]["title"] == "EPIC central"
-    for path in ("/api/maps/latest", "/api/maps/{sample_id}", "/api/maps/{sample_id}.png"):
+    for path in ("/api/maps/latest", "/api/maps/{sample_id}.png"):
         assert set(schema["paths"][path]) == {"get"}
+    # Deleting needs the bearer token (tests/security/test_api_token.py).
+    assert set(schema["paths"]["/api/maps/{sample_id}"]) == {"get", "delete"}
     docs = client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower()  # the field is offline
     js = docs.text.split('<script src="')[1].split('"')[0]
@@ -192,7 +194,8 @@ def test_page_static_files_and_openapi(client: TestClient) -> None:
 
 def test_the_api_is_read_only(client: TestClient, stocked: FakeView) -> None:
     assert client.post("/api/maps/line1.shot-001").status_code == 405
-    assert client.delete("/api/maps/line1.shot-001").status_code == 405
+    # The one change the API offers is disabled without a configured token.
+    assert client.delete("/api/maps/line1.shot-001").status_code == 403
     assert client.put("/api/devices").status_code == 405
     # No CORS: a foreign origin gets no permission header.
     response = client.get("/api/devices", headers={"Origin": "http://elsewhere.example"})
