@@ -67,9 +67,12 @@ PAGE_CSP = (
 )
 
 SampleId = Annotated[str, Path(pattern=ID_PATTERN, description="sample id, [A-Za-z0-9_.-]{1,64}")]
+# Bounded above as well: SQLite integers are 64-bit, and a bigger one was a 500.
 Version = Annotated[
-    int | None, Query(ge=1, description="a stored version; the newest when left out")
+    int | None,
+    Query(ge=1, le=2**31 - 1, description="a stored version; the newest when left out"),
 ]
+NOT_FOUND: dict[int | str, dict] = {404: {"description": "no such map (or no such version)"}}
 
 
 def _view(conn: HTTPConnection) -> CentralView:
@@ -96,7 +99,12 @@ def _summary(detail: MapSummary) -> MapSummary:
     return MapSummary.model_validate(detail.model_dump(exclude={"velocity"}))
 
 
-@router.get("/api/maps/latest", response_model=MapDetail, tags=["maps"])
+@router.get(
+    "/api/maps/latest",
+    response_model=MapDetail,
+    responses={404: {"description": "no map decoded yet"}},
+    tags=["maps"],
+)
 async def latest_map(view: View) -> MapDetail:
     """The newest decoded map, with its velocities in m/s."""
     detail = await view.latest_map()
@@ -109,7 +117,10 @@ async def latest_map(view: View) -> MapDetail:
 @router.get(
     "/api/maps/{sample_id}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "the map as a picture"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the map as a picture"},
+        **NOT_FOUND,
+    },
     tags=["maps"],
 )
 async def map_png(
@@ -127,7 +138,7 @@ async def map_png(
 @router.get(
     "/api/maps/{sample_id}",
     response_model=MapDetail,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **NOT_FOUND},
     tags=["maps"],
 )
 async def get_map(
