@@ -72,7 +72,7 @@ def bench(
     ] = None,
     workdir: Annotated[
         Path, typer.Option(file_okay=False, help="Bundles, databases, outboxes and logs.")
-    ] = Path("bench-run"),
+    ] = Path("runs/bench"),
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
 ) -> None:
     """Run each model's real pipeline (broker, centre, N edges, one link proxy each) and

@@ -45,7 +45,7 @@ class BenchConfig:
     rate: float = 0.5
     family: str = "flatfault-a"
     checkpoints: dict[str, Path] = field(default_factory=dict)
-    workdir: Path = Path("bench-run")
+    workdir: Path = Path("runs/bench")
     pool_size: int = 32
     robustness: bool = True
     scaling: list[int] = field(default_factory=list)
@@ -173,6 +173,9 @@ def _run_notes(result: RunResult) -> dict:
         "start_slot": result.start_slot,
         "first_sample": result.expected[0],
         "warmup_samples_left_out": len(result.warmup),
+        "edges_up_s": round((result.ready_ns - result.launched_ns) / 1e9, 1)
+        if result.ready_ns
+        else None,
         "elapsed_s": round(result.elapsed_s, 1),
         "load_at_start": [round(x, 2) for x in result.load_at_start],
         "observer_malformed": result.malformed,

@@ -130,8 +130,8 @@ def markdown(doc: dict) -> str:
     parts = [
         f"Link `{doc['link']}`, {doc['edges']} edges, {doc['samples']} samples at "
         f"{doc['rate_hz']} Hz (`sim:{doc['family']}`), {doc['date']}, "
-        f"{m['cpus']} CPUs ({m['cpu_model']}), load at start {m['load_1_5_15']}.\n",
-        f"Command: `{doc['command']}`\n" if doc.get("command") else "",
+        f"{m['cpus']} CPUs ({m['cpu_model']}), load at start {m['load_1_5_15']}.\n\n",
+        f"Command: `{doc['command']}`\n\n" if doc.get("command") else "",
         table(doc),
         "\n" + ratios(doc) if ratios(doc) else "",
         f"\nEnergy: {doc['energy_model']}; headline without the RRC tail.\n",

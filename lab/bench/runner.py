@@ -85,6 +85,7 @@ class RunResult:
     health: dict = field(default_factory=dict)
     killed_ns: dict[str, int] = field(default_factory=dict)
     ready_ns: int | None = None  # when the last edge came online
+    launched_ns: int = 0  # when the edges were started
     warmup: set[str] = field(default_factory=set)  # samples due before every edge was up
     finished: str = ""  # why the watch ended
     malformed: int = 0
@@ -128,9 +129,11 @@ def run_pipeline(spec: RunSpec) -> RunResult:
         start_slot = math.ceil((time.time() + spec.lead_s) * spec.rate)
         start_slot = -(-start_slot // spec.align) * spec.align
         start_ns = slot_ns(start_slot, spec.rate)
+        launched_ns = time.time_ns()
         _start_edges(sup, spec, targets, start_slot, work)
         expected = [sample_id(spec.family, start_slot + j) for j in range(spec.samples)]
-        result = RunResult(spec, start_slot, expected, [], [], load_at_start=load)
+        result = RunResult(spec, start_slot, expected, [], [], load_at_start=load,
+                           launched_ns=launched_ns)  # fmt: skip
         _wait_online(sup, spec, observer, start_ns, result)
         _watch(sup, spec, observer, start_slot, result)
         listing = get_json(f"{http}/api/maps?limit={min(10 * spec.samples + 100, 5000)}")
