@@ -130,7 +130,11 @@ class EpicBroker(Broker):
         await super().start()
         if self.state_file is None:
             return
-        saved = await asyncio.to_thread(read_sessions, self.state_file)
+        try:
+            saved = await asyncio.to_thread(read_sessions, self.state_file)
+        except BaseException:
+            await self.shutdown()  # started above: stop its tasks before saying why
+            raise
         for entry in saved:
             handler, session = self.create_offline_session(entry.client_id)
             session.clean_session = False

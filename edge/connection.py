@@ -45,11 +45,14 @@ class BrokerEndpoint:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise DataError(url, f"not a broker URL ({exc})") from exc
+            # "--broker" names it: DataError's path would fold the URL's "//" into "/".
+            raise DataError("--broker", f"{url!r} is not a broker URL ({exc})") from exc
         if parts.scheme not in _SCHEMES or not parts.hostname:
-            raise DataError(url, "broker URL must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+            raise DataError(
+                "--broker", f"{url!r}: must look like mqtt://HOST:PORT or mqtts://HOST:PORT"
+            )
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise DataError(url, "broker URL takes no path, query or fragment")
+            raise DataError("--broker", f"{url!r}: a broker URL takes no path, query or fragment")
         default_port, tls = _SCHEMES[parts.scheme]
         ca = Path(tls_ca) if tls_ca is not None else None
         if ca is not None and not ca.is_file():
