@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,10 @@ def _int_list(text: str | None, option: str) -> list[int]:
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
                                  param_hint=option) from None  # fmt: skip
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def bench(
@@ -100,6 +105,9 @@ def bench(
         progress=progress,
         command="epic " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "",
     )
+    # SIGTERM as Ctrl-C: the runs' `finally` then stops every process they started (the
+    # parts live in their own sessions, so nothing else would).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         doc = run_bench(config, echo=typer.echo)
     except RuntimeError as exc:  # a part did not start or died: one line, its log named
