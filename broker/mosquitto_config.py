@@ -22,7 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FIELD_DEFAULTS", "render_mosquitto_conf"]
+__all__ = ["FIELD_DEFAULTS", "MAX_PACKET_BYTES", "render_mosquitto_conf"]
+
+# The largest envelope (shared.envelope.MAX_ENVELOPE_BYTES, 16 MiB) plus room for the topic.
+MAX_PACKET_BYTES = 16 * 1024 * 1024 + 64 * 1024
 
 FIELD_DEFAULTS: dict[str, Any] = {
     "password_file": "/etc/mosquitto/epic/passwd",
@@ -50,6 +53,7 @@ def render_mosquitto_conf(
     autosave_interval_s: int = 60,
     max_queued_messages: int = 10_000,
     persistent_client_expiration: str | None = "14d",
+    max_packet_bytes: int = MAX_PACKET_BYTES,
 ) -> str:
     """The text of a ``mosquitto.conf`` for EPIC (see the module's docstring).
 
@@ -84,6 +88,8 @@ def render_mosquitto_conf(
         "allow_anonymous false",
         f"password_file {password_file}",
         f"acl_file {acl_file}",
+        "# Bigger packets are refused (the client is disconnected) before anyone buffers them.",
+        f"max_packet_size {max_packet_bytes}",
         "",
         "# Queued QoS 1 latents and retained device status survive a restart.",
         "persistence true",
@@ -101,14 +107,20 @@ def render_mosquitto_conf(
             f"user {user}",
         ]
     lines += ["", f"log_dest {log_dest}", "log_type error", "log_type warning", "log_type notice"]
+    # A client's id is its user name: no device can take over (and empty) the centre's
+    # session, or another device's, by connecting with its client id. Mosquitto applies it
+    # per listener whatever per_listener_settings says, so each listener repeats it.
+    bound_ids = "use_username_as_clientid true"
     if local_port is not None:
-        lines += ["", "# Plain MQTT, this host only.", f"listener {local_port} 127.0.0.1"]
+        lines += ["", "# Plain MQTT, this host only.", f"listener {local_port} 127.0.0.1",
+                  bound_ids]  # fmt: skip
     if tls_port is not None:
         listener = f"listener {tls_port}" + (f" {tls_bind}" if tls_bind else "")
         lines += [
             "",
             "# Devices and the centre: TLS 1.2 or newer, server certificate from this CA.",
             listener,
+            bound_ids,
             f"cafile {cafile}",
             f"certfile {certfile}",
             f"keyfile {keyfile}",

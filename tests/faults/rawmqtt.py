@@ -35,12 +35,25 @@ class RawClient:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, client_id: str, *, clean: bool, timeout: float = 5.0
-    ) -> RawClient:
+        cls, host: str, port: int, client_id: str, *, clean: bool, timeout: float = 5.0,
+        username: str | None = None, password: str | None = None,
+        will: tuple[str, bytes] | None = None,
+    ) -> RawClient:  # fmt: skip
+        """CONNECT (MQTT 3.1.1); ``will``: (topic, payload), QoS 1, not retained."""
+        flags = 0x02 if clean else 0x00
+        payload = _text(client_id)
+        if will is not None:
+            flags |= 0x04 | (1 << 3)
+            payload += _text(will[0]) + struct.pack("!H", len(will[1])) + will[1]
+        if username is not None:
+            flags |= 0x80
+            payload += _text(username)
+        if password is not None:
+            flags |= 0x40
+            payload += _text(password)
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
-            flags = 0x02 if clean else 0x00
-            body = _text("MQTT") + bytes([4, flags]) + struct.pack("!H", 60) + _text(client_id)
+            body = _text("MQTT") + bytes([4, flags]) + struct.pack("!H", 60) + payload
             writer.write(_packet(0x10, body))
             first, payload = await cls._read(reader)
         if first >> 4 != 2 or payload[1] != 0:
