@@ -29,7 +29,13 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from broker.acl import Acl, AclEntry
 from broker.passwords import is_mosquitto_hash, verify_password
 
-__all__ = ["AclFilePlugin", "OpenAuthPlugin", "PasswordFileAuthPlugin", "hash_supported"]
+__all__ = [
+    "AclFilePlugin",
+    "OpenAuthPlugin",
+    "PasswordFileAuthPlugin",
+    "check_password",
+    "hash_supported",
+]
 
 _ARGON2 = Argon2Hasher()
 
@@ -60,13 +66,17 @@ class PasswordFileAuthPlugin(BaseAuthPlugin):
 
     async def authenticate(self, *, session: Session) -> bool | None:
         users: dict[str, str] = self.context.config.users  # type: ignore[union-attr]
-        encoded = users.get(session.username or "")
-        if encoded is None:
-            return False
-        password = session.password or ""
-        if is_mosquitto_hash(encoded):
-            return verify_password(password, encoded)
-        return _ARGON2.verify(password, encoded)
+        return check_password(users, session.username, session.password)
+
+
+def check_password(users: dict[str, str], username: str | None, password: str | None) -> bool:
+    """True for a known user with the right password (``$7$`` or Argon2 hash)."""
+    encoded = users.get(username or "")
+    if encoded is None:
+        return False
+    if is_mosquitto_hash(encoded):
+        return verify_password(password or "", encoded)
+    return _ARGON2.verify(password or "", encoded)
 
 
 class AclFilePlugin(BaseTopicPlugin):

@@ -20,7 +20,8 @@ clients (MQTT 3.1.1) with amqtt 0.12:
   ``users``) does not mark clients so (``broker._plugins``).
 - Users: ``user:hash`` lines, the hash Mosquitto 2's ``$7$`` (what ``epic broker
   credentials`` writes) or amqtt's Argon2; clients without a valid username and password are
-  refused.
+  refused, before amqtt acts on their CONNECT, and a client's id is its user name (as the
+  field Mosquitto's ``use_username_as_clientid``): ``broker._connect_gate``.
 - ACL: Mosquitto's ``acl_file`` format (``broker.acl``) with its meaning: deny wins, ``read``
   covers subscribing and delivery, ``write`` covers publishing; no ``pattern`` lines. A
   denied SUBSCRIBE is refused in the SUBACK (0x80); Mosquitto 2.0 grants it for MQTT 3.1.1
@@ -56,11 +57,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 
 from broker._amqtt import EpicBroker
-from broker._plugins import AclFilePlugin, OpenAuthPlugin, PasswordFileAuthPlugin, hash_supported
+from broker._connect_gate import admit
+from broker._plugins import (
+    AclFilePlugin,
+    OpenAuthPlugin,
+    PasswordFileAuthPlugin,
+    check_password,
+    hash_supported,
+)
 from broker.acl import parse_acl
 from broker.errors import BrokerFileError
 
@@ -134,6 +142,7 @@ class EmbeddedBroker:
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._users_table: dict[str, str] | None = None  # read at start, with a users file
 
     @property
     def port(self) -> int:
@@ -152,7 +161,8 @@ class EmbeddedBroker:
         if self._users is None:
             plugins[_qualname(OpenAuthPlugin)] = {}
         else:
-            plugins[_qualname(PasswordFileAuthPlugin)] = {"users": read_users(self._users)}
+            self._users_table = read_users(self._users)
+            plugins[_qualname(PasswordFileAuthPlugin)] = {"users": self._users_table}
         if self._acl is not None:
             plugins[_qualname(AclFilePlugin)] = AclFilePlugin.config_for(parse_acl(self._acl))
         # An "external" listener: we own the socket (asyncio.start_server below), so port 0
@@ -205,7 +215,15 @@ class EmbeddedBroker:
         self._connections[task] = writer
         adapter = StreamWriterAdapter(writer)
         try:
-            await self._broker.external_connected(StreamReaderAdapter(reader), adapter, _LISTENER)
+            source: ReaderAdapter | None = StreamReaderAdapter(reader)
+            if self._users_table is not None:
+                # Credentials before amqtt acts on the client id (broker._connect_gate).
+                users = self._users_table
+                source = await admit(
+                    reader, writer, lambda user, password: check_password(users, user, password)
+                )
+            if source is not None:
+                await self._broker.external_connected(source, adapter, _LISTENER)
         except Exception:
             # One client's broken connection must not take the listener down.
             log.warning(
