@@ -90,6 +90,7 @@ def demo(
             "--port", str(port),
             "--db", str(workdir / "central.sqlite"),
             "--truth", f"sim:{family.value}",
+            "--truth-pool-size", str(pool_size),
             env={"OMP_NUM_THREADS": "1"},
         )  # fmt: skip
         supervisor.wait_port(central, port, timeout_s=120)
@@ -102,6 +103,7 @@ def demo(
                 "--broker", url,
                 "--source", f"sim:{family.value}",
                 "--rate", str(rate),
+                "--pool-size", str(pool_size),
                 "--outbox", str(workdir / f"outbox-{device}.sqlite"),
                 env={"OMP_NUM_THREADS": "1"},
             )  # fmt: skip
