@@ -70,8 +70,9 @@ class LoadReport:
     deadline_ms: float
     decode_ms_p95: float | None
     rss_mb_start: float  # after the first maps (imports, model and warm-up done)
-    rss_mb_end: float
+    rss_mb_end: float  # the last sample while the stream ran
     rss_mb_max: float
+    rss_mb_final: float  # after the run's own listing of every map (500 at a time)
     rss_series: list[tuple[float, float]] = field(default_factory=list)  # (s, MB)
     edges: dict[str, dict] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -93,7 +94,8 @@ class LoadReport:
             f"dropped {self.dropped or 0}; end-to-end p50 {self.e2e_ms_p50:.0f} ms, p95 "
             f"{self.e2e_ms_p95:.0f} ms, max {self.e2e_ms_max:.0f} ms (deadline "
             f"{self.deadline_ms:.0f} ms); centre RSS {self.rss_mb_start:.0f} MB -> "
-            f"{self.rss_mb_end:.0f} MB (max {self.rss_mb_max:.0f}); {self.wall_s:.0f} s"
+            f"{self.rss_mb_end:.0f} MB (max {self.rss_mb_max:.0f}; {self.rss_mb_final:.0f} after "
+            f"listing every map); {self.wall_s:.0f} s"
         )
 
 
@@ -186,6 +188,7 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
         for child in edges:  # done (every map complete) or out of time: stop, with stats
             child.stop(grace_s=30)
         report = _collect(config, api, series, edges)
+        report.rss_mb_final = round(_rss_mb(central.process.pid), 1)
     finally:
         supervisor.stop_all()
     report.wall_s = time.monotonic() - started
@@ -237,7 +240,6 @@ def _watch(config: LoadConfig, central: Any, edges: list, api: str, say: Any) ->
         if all(not e.alive for e in edges) and health.get("buffer_depth") == 0:
             break  # the edges gave up or finished: whatever is missing is lost
         time.sleep(0.5)
-    series.append((round(time.monotonic() - t0, 1), round(_rss_mb(pid), 1)))
     return series
 
 
@@ -283,7 +285,8 @@ def _collect(config: LoadConfig, api: str, series: list, edges: list) -> LoadRep
         e2e_ms_p50=_percentile(e2e, 50), e2e_ms_p95=_percentile(e2e, 95),
         e2e_ms_max=max(e2e) if e2e else None, deadline_ms=config.deadline_ms,
         decode_ms_p95=health.get("decode_ms_p95"), rss_mb_start=warm[0],
-        rss_mb_end=series[-1][1], rss_mb_max=max(mb for _, mb in series), rss_series=series,
+        rss_mb_end=series[-1][1], rss_mb_max=max(mb for _, mb in series), rss_mb_final=0.0,
+        rss_series=series,
         edges=edge_stats,
     )  # fmt: skip
 
