@@ -68,6 +68,11 @@ def demo(
             f"or --broker mqtt://127.0.0.1:{broker_port}"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+    # Each demo starts clean: a previous run's maps, queued envelopes and broker sessions
+    # would otherwise replay into this one and blur its figures.
+    for stale in ("central.sqlite*", "outbox-*.sqlite*", "broker-state.json"):
+        for path in workdir.glob(stale):
+            path.unlink()
     bundle = workdir / "bundle"
     manifest = write_bundle(checkpoint, bundle, deployment, edges)
     typer.echo(f"deployed {checkpoint.name} -> {bundle} (model hash {manifest.model_hash})")
@@ -80,7 +85,12 @@ def demo(
         url = broker
         if url is None:
             url = f"mqtt://127.0.0.1:{broker_port}"
-            child = supervisor.start("broker", "broker", "--port", str(broker_port))
+            # --state: the centre's persistent session (and what is queued for it) survives
+            # a broker restart, as Mosquitto's persistence does in the field.
+            child = supervisor.start(
+                "broker", "broker", "--port", str(broker_port),
+                "--state", str(workdir / "broker-state.json"),
+            )  # fmt: skip
             supervisor.wait_port(child, broker_port)
         central = supervisor.start(
             "central",
