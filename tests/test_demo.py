@@ -27,11 +27,11 @@ def _wait(what: str, check, deadline: float, proc: subprocess.Popen, log: Path):
 def test_demo_maps_arrive_and_a_killed_device_turns_maps_partial(tmp_path: Path) -> None:
     port, broker_port = free_port(), free_port()
     log = tmp_path / "demo.out"
-    kill_after = 40
+    kill_after = 45
     started = time.monotonic()
     argv = epic_argv(
         "demo",
-        "--duration", "75",
+        "--duration", "85",
         "--port", str(port),
         "--broker-port", str(broker_port),
         "--kill-device", "dev-3",
@@ -72,7 +72,7 @@ def test_demo_maps_arrive_and_a_killed_device_turns_maps_partial(tmp_path: Path)
                 return latest
             return None
 
-        partial = _wait("partial map", dev3_offline_and_partial, started + 70, proc, log)
+        partial = _wait("partial map", dev3_offline_and_partial, started + 80, proc, log)
         assert partial["devices_missing"] == ["dev-3"]
         assert proc.wait(timeout=60) == 0
     finally:
