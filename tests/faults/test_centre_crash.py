@@ -2,8 +2,8 @@
 devices' history are still there, and the samples whose latents waited in the broker for its
 persistent session while it was down are decoded after the restart, complete.
 
-The kill lands between two shots (right after a map is stored, at least 250 ms before the
-next shot fires). A kill in the middle of a sample loses that sample's latents that had
+The kill lands between two shots (once the newest shot's map is stored, at least 150 ms
+before the next shot fires). A kill in the middle of a sample loses that sample's latents that had
 already reached the centre: the MQTT client acknowledges a message when it receives it, so
 the broker does not keep it (docs/reliability.md)."""
 
@@ -39,14 +39,17 @@ async def wait_for(check: Callable, timeout: float, what: str) -> None:
 
 
 async def kill_between_shots(centre: CentralProcess, stored: int) -> dict[str, dict]:
-    """Kill right after the map count passes ``stored``, well before the next shot; the maps
-    it had stored then."""
+    """Kill once more than ``stored`` maps are in and the newest shot fired has its map
+    (so none of its latents is in flight), well before the next shot; returns the maps
+    stored then."""
     while True:
-        health = await centre.get("/api/health")
-        next_shot = math.ceil(time.time() * RATE) / RATE
-        if health["maps_stored"] > stored and next_shot - time.time() > 0.3:
+        now = time.time()
+        fired = sample_ids(math.floor(now * RATE), 1)[0]
+        next_shot = math.ceil(now * RATE) / RATE
+        if next_shot - now > 0.25:
             maps = {m["sample_id"]: m for m in await _all_maps(centre)}
-            if next_shot - time.time() > 0.2:
+            done = fired in maps and not maps[fired]["devices_missing"]
+            if len(maps) > stored and done and next_shot - time.time() > 0.15:
                 centre.kill()
                 return maps
         await asyncio.sleep(0.01)
@@ -82,7 +85,13 @@ def test_a_killed_centre_keeps_its_history_and_decodes_what_the_broker_kept(
             saved = saved_devices(centre.db)
             await centre.start()
             await finished(daemons, timeout=60)
-        await wait_for(lambda: _complete(centre, ids), 30, "complete map of every sample")
+        try:
+            await wait_for(lambda: _complete(centre, ids), 30, "complete map of every sample")
+        except AssertionError:
+            maps = {m["sample_id"]: m for m in await _all_maps(centre)}
+            short = {s: maps[s]["devices_missing"] if s in maps else "no map" for s in ids
+                     if s not in maps or maps[s]["devices_missing"]}  # fmt: skip
+            raise AssertionError(f"not complete: {short}\n{centre.logs()[-3000:]}") from None
         after = {m["sample_id"]: m for m in (await _all_maps(centre))}
         # Every map stored before the kill is still there, unchanged.
         for sid, m in before.items():
