@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import stop_process
 
 __all__ = ["BrokerProcess", "embedded_broker", "embedded_broker_factory"]
 
@@ -124,14 +125,7 @@ class BrokerProcess:
     def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
         """Stop it: SIGTERM and a clean shutdown, or ``kill=True`` for SIGKILL (a crash)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
+        stop_process(process, kill=kill, timeout=timeout)
 
 
 def _child_env() -> dict[str, str]:

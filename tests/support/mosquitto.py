@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from broker.mosquitto_config import render_mosquitto_conf
+from tests.support.processes import stop_process
 from tests.support.tls import TlsFiles
 
 __all__ = ["MosquittoProcess", "find_mosquitto", "free_port", "mosquitto_factory"]
@@ -117,14 +117,7 @@ class MosquittoProcess:
     def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
         """SIGTERM (Mosquitto saves its persistence file) or ``kill=True``: SIGKILL."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
+        stop_process(process, kill=kill, timeout=timeout)
 
 
 def _accepts(port: int) -> bool:
