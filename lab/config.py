@@ -15,7 +15,7 @@ from lab.inference import resolve_device
 from shared.models.base import FWIModel
 from shared.models.registry import build_model, model_class
 
-__all__ = ["TrainConfig", "build", "device_of"]
+__all__ = ["TrainConfig", "build", "device_of", "train_autocast"]
 
 
 @dataclass
@@ -44,7 +44,7 @@ class TrainConfig:
     max_minutes: float | None = None
     device: str = "auto"
     workers: int = 0
-    amp: bool = True  # bfloat16 autocast, CUDA only
+    amp: bool = True  # bfloat16 autocast where the hardware has it (train_autocast)
     hparams: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     progress: bool = True
@@ -107,3 +107,21 @@ def build(cfg: TrainConfig) -> FWIModel:
         return build_model(cfg.model, cfg.preset, cfg.devices, **cfg.hparams)
     except (ValueError, TypeError, AssertionError) as exc:  # the model's own checks
         raise ConfigError(str(exc)) from exc
+
+
+def _cpu_has_bf16() -> bool:
+    # Private but stable since torch 1.x; there is no public query. A CPU without native
+    # bfloat16 (AVX512-BF16 or AMX) would emulate it, slower than float32.
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def train_autocast(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether training steps run under bfloat16 autocast: ``--amp`` and a device that
+    does bfloat16 natively (CUDA, or a CPU with AVX512-BF16/AMX, where a lite step is
+    1.5 to 1.8 times faster). Validation stays float32 on CPU, as ``epic eval`` runs."""
+    if not cfg.amp:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and _cpu_has_bf16())

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lab import augment
-from lab.config import TrainConfig, build, device_of
+from lab.config import TrainConfig, build, device_of, train_autocast
 from lab.errors import ConfigError, TrainingDiverged
 from lab.inference import Figures, normalize
 from lab.runmeta import check_resumable, checkpoint_meta, epoch_line
@@ -95,7 +95,7 @@ def _train_epoch(
         if cfg.augment:
             x = augment.add_noise(x, cfg.noise, gen)
         present = augment.dropout_mask(len(x), model.n_devices, cfg.device_dropout, gen)
-        with torch.autocast(device.type, torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        with torch.autocast(device.type, torch.bfloat16, enabled=train_autocast(cfg, device)):
             pred = model(x, present.to(device)).float()
         loss = F.l1_loss(pred, y) + F.mse_loss(pred, y)
         if not torch.isfinite(loss):
@@ -162,7 +162,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
             log(f"already trained {epoch} epoch(s); raise --epochs to go on")
     log(
         f"{cfg.model} ({cfg.preset}, {model.n_devices} devices, "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters) on {device}: "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
+        f"{' with bfloat16 autocast' if train_autocast(cfg, device) else ''}: "
         f"{len(split.train)} training / {len(split.val)} validation samples"
     )
     val_loader = DataLoader(split.val, cfg.batch_size, num_workers=cfg.workers)

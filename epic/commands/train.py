@@ -93,7 +93,9 @@ def train(
     ] = None,
     device: ComputeDevice = "auto",
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
-    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = True,
+    amp: Annotated[
+        bool, typer.Option(help="bfloat16 autocast (CUDA, or a CPU with native bfloat16).")
+    ] = True,
     hparam: Annotated[
         list[str] | None,
         typer.Option(help="Model option override KEY=VALUE (JSON value); repeatable."),

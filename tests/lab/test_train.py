@@ -161,6 +161,19 @@ def test_device_dropout_defaults_to_half_for_epic_only(tmp_path):
         TrainConfig("epic", [tmp_path], tmp_path / "m.pt", lr=0.0)
 
 
+def test_autocast_follows_amp_and_the_hardware(tmp_path, monkeypatch):
+    from lab import config as config_module
+
+    cfg = TrainConfig("epic", [tmp_path], tmp_path / "m.pt")
+    assert config_module.train_autocast(cfg, torch.device("cuda"))
+    for native in (True, False):
+        monkeypatch.setattr(config_module, "_cpu_has_bf16", lambda native=native: native)
+        assert config_module.train_autocast(cfg, torch.device("cpu")) is native
+    cfg.amp = False
+    assert not config_module.train_autocast(cfg, torch.device("cuda"))
+    assert not config_module.train_autocast(cfg, torch.device("cpu"))
+
+
 def test_cli_model_choices_are_the_registry():
     from epic.commands.train import ModelName
 
