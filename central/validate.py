@@ -19,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from shared.bundle import Manifest
 from shared.envelope import ID_PATTERN, EnvelopeError, unpack
+from shared.manifest import Manifest
 
 __all__ = ["UNKNOWN_DEVICE", "Arrival", "DeviceReport", "Rejected", "Validator", "online_of"]
 

@@ -28,7 +28,7 @@ from edge.publisher import Publisher
 from edge.sources import Source, open_source
 from edge.sources.base import Clock
 from epic import __version__
-from shared.bundle import DeviceEntry, Manifest, load_manifest
+from shared.manifest import DeviceEntry, Manifest, load_manifest
 
 __all__ = ["EdgeDaemon", "run_edge"]
 

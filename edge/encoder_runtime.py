@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.bundle import DeviceEntry, Manifest, load_edge_encoder, load_manifest
 from shared.data.errors import DataError
 from shared.data.normalization import Normalization
 from shared.geometry import Geometry
+from shared.manifest import DeviceEntry, Manifest, load_manifest
 
 __all__ = ["RUNTIMES", "EncoderRuntime", "normalize_numpy"]
 
@@ -107,7 +107,10 @@ class EncoderRuntime:
 
 
 def _torch_runner(bundle: Path | str, device_id: str, threads: int) -> Callable:
+    # Imported here: the onnx path runs without torch installed or loaded.
     import torch
+
+    from shared.bundle import load_edge_encoder
 
     torch.set_num_threads(threads)
     _, encoder = load_edge_encoder(bundle, device_id)

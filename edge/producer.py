@@ -18,9 +18,9 @@ from edge.encoder_runtime import EncoderRuntime
 from edge.health import EdgeStats
 from edge.outbox import Outbox
 from edge.sources import Slot, Source
-from shared.bundle import DeviceEntry, Manifest
 from shared.data.errors import DataError
 from shared.envelope import Envelope, EnvelopeError, pack
+from shared.manifest import DeviceEntry, Manifest
 
 __all__ = ["Packed", "Producer", "topic_for"]
 

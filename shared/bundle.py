@@ -20,16 +20,15 @@ import json
 import os
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from epic import __version__
 from shared.data.errors import DataError
 from shared.envelope import ID_PATTERN
+from shared.manifest import BUNDLE_FORMAT, DeviceEntry, Manifest, load_manifest
 from shared.models.base import FWIModel
 from shared.models.checkpoint import load_checkpoint
 from shared.models.registry import build_from_config
@@ -46,49 +45,7 @@ __all__ = [
     "write_bundle",
 ]
 
-BUNDLE_FORMAT = 1
 _ENCODER_KEY = re.compile(r"^encoders\.(\d+)\.")
-
-
-@dataclass(frozen=True)
-class DeviceEntry:
-    id: str
-    index: int
-    receivers: tuple[int, int]  # [first, last_exclusive]
-    latent_shape: tuple[int, ...]
-    edge_file: str
-    edge_bytes: int
-    onnx_file: str | None = None
-
-
-@dataclass(frozen=True)
-class Manifest:
-    deployment: str
-    model: str
-    preset: str
-    model_hash: str
-    config: dict[str, Any]
-    devices: tuple[DeviceEntry, ...]
-    central_file: str
-    central_bytes: int
-    total_bytes: int
-    software: str = __version__
-    format: int = BUNDLE_FORMAT
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def device(self, device_id: str) -> DeviceEntry:
-        for d in self.devices:
-            if d.id == device_id:
-                return d
-        known = ", ".join(d.id for d in self.devices)
-        raise DataError(device_id, f"no such device in deployment {self.deployment!r} ({known})")
-
-    @property
-    def device_ids(self) -> list[str]:
-        return [d.id for d in self.devices]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
 
 
 def model_hash(model: FWIModel) -> str:
@@ -205,31 +162,6 @@ def write_bundle(
 def _plain(value: Any) -> Any:
     """Checkpoint meta as JSON (anything exotic becomes its string)."""
     return json.loads(json.dumps(value, default=str))
-
-
-def load_manifest(bundle: Path | str) -> Manifest:
-    path = Path(bundle) / "manifest.json"
-    if not path.is_file():
-        raise DataError(path, "no manifest.json: not a deployment bundle (see `epic deploy`)")
-    try:
-        raw = json.loads(path.read_text())
-        if raw.get("format") != BUNDLE_FORMAT:
-            raise DataError(path, f"bundle format {raw.get('format')}, expected {BUNDLE_FORMAT}")
-        devices = tuple(
-            DeviceEntry(
-                **{
-                    **d,
-                    "receivers": tuple(d["receivers"]),
-                    "latent_shape": tuple(d["latent_shape"]),
-                }
-            )
-            for d in raw.pop("devices")
-        )
-        return Manifest(**raw, devices=devices)
-    except DataError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DataError(path, f"malformed manifest ({type(exc).__name__}: {exc})") from exc
 
 
 def _load_part(path: Path, fmt: str, manifest: Manifest) -> dict[str, Any]:

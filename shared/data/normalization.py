@@ -29,11 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from shared.geometry import CONTRACT
+
+if TYPE_CHECKING:  # imported where used: an edge running onnxruntime reads this without torch
+    import torch
 
 __all__ = ["Normalization"]
 
@@ -66,9 +69,11 @@ class Normalization:
         span each block separately, as each edge device computes it.
         """
         if self.mode == "global":
-            return self._compress(x, torch.tensor(self.scale, dtype=x.dtype))
+            return self._compress(x, x.new_tensor(self.scale))
         if blocks is None:
             return self._compress(x, self._peak(x))
+        import torch
+
         parts = [x[..., b.start : b.stop] for b in blocks]
         return torch.cat([self._compress(p, self._peak(p)) for p in parts], dim=-1)
 
@@ -77,7 +82,7 @@ class Normalization:
         return x.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(_EPS)
 
     def _compress(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return torch.sign(x) * torch.log1p(self.gain * x.abs() / s) / np.log1p(self.gain)
+        return x.sign() * (self.gain * x.abs() / s).log1p() / np.log1p(self.gain)
 
     # -- velocity -------------------------------------------------------------------------
     def velocity(self, v: torch.Tensor) -> torch.Tensor:
