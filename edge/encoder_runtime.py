@@ -108,7 +108,12 @@ class EncoderRuntime:
 
 def _torch_runner(bundle: Path | str, device_id: str, threads: int) -> Callable:
     # Imported here: the onnx path runs without torch installed or loaded.
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise DataError(
+            bundle, "PyTorch is not installed: deploy the bundle with --onnx, or install torch"
+        ) from None
 
     from shared.bundle import load_edge_encoder
 
