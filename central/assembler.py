@@ -150,7 +150,13 @@ class Assembler:
             self._close(sample_id)
 
     # -- arrivals -------------------------------------------------------------------------
-    def add(self, arrival: Arrival) -> Outcome:
+    def add(self, arrival: Arrival, *, restored: bool = False) -> Outcome:
+        """``restored``: a latent the centre kept across a restart (``central.pending``).
+        A sample it opens gets a whole ``T - t_dec`` from now, in either clock mode: the
+        rest of its latents, sent while the centre was down, wait in the broker's queue and
+        come only once it reads again, so counting from the first arrival (or the shot)
+        would decode it at once, partial, just before they come. Its ``first_arrival_ns``
+        stays the original one, so the map's timings say how long it really took."""
         sid, dev = arrival.sample_id, arrival.device_id
         entry = self._open.get(sid)
         if entry is not None:
@@ -171,9 +177,9 @@ class Assembler:
             return Outcome.REFINE if recent and self._refine(sid, record, arrival) else Outcome.LATE
         if sid in self._closed:
             return Outcome.LATE
-        return Outcome.COMPLETE if self._open_entry(arrival).ready else Outcome.OPENED
+        return Outcome.COMPLETE if self._open_entry(arrival, restored).ready else Outcome.OPENED
 
-    def _open_entry(self, arrival: Arrival) -> _Entry:
+    def _open_entry(self, arrival: Arrival, restored: bool = False) -> _Entry:
         while len(self._open) >= self.max_open:
             old_id, old = self._open.popitem(last=False)
             if old.ready:
@@ -188,7 +194,7 @@ class Assembler:
             return entry
         budget_s = self.budget_ms / 1000.0
         now = self.clock.monotonic()
-        if self.clock_mode == "synced":
+        if self.clock_mode == "synced" and not restored:
             # The deadline belongs to the shot, not to when its first latent got here.
             behind_s = (self.clock.wall_ns() - arrival.acquired_ns) / 1e9
             deadline = now + budget_s - behind_s

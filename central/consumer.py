@@ -8,6 +8,13 @@ message and hands it over, and publishes the map summaries.
   bounded queue; it never waits for a decode. When even that queue is full, aiomqtt's own
   bounded queue fills next and what overflows there is counted (``overflow``).
 - Nothing raises out of the loop: a bad message is a ``Rejected`` passed to ``on_reject``.
+- With ``pending`` (the store is a file: always, unless ``--db :memory:``), a QoS 1 message
+  is acknowledged only once handled: a latent once its row in ``pending`` is committed, a
+  rejected message or a status/heartbeat once counted or applied, each PUBACK in arrival
+  order (``central.acks``). A latent goes to the assembler at once, not after its write:
+  the write gates only the PUBACK, so it adds nothing to a map's latency, and a centre
+  killed before the write loses nothing (the broker sends the latent again).
+  Without ``pending``, paho acknowledges on receipt, as before.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import aiomqtt
 
+from central.acks import AckLedger, manual_acks
+from central.pending import PendingLatents, PendingRow
 from central.ratelimit import RateLimitedLog
 from central.settings import BrokerAddress
 from central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, Rejected, Validator
@@ -50,6 +60,7 @@ class Consumer:
         username: str | None = None,
         password: str | None = None,
         tls_ca: str | None = None,
+        pending: PendingLatents | None = None,
     ) -> None:
         self.address = address
         self.validator = validator
@@ -64,6 +75,11 @@ class Consumer:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
         self._warn = RateLimitedLog(log)
+        self.pending = pending
+        self.ledger: AckLedger | None = None  # the current connection's, with ``pending``
+        self._reader: asyncio.Task[None] | None = None
+        if pending is not None:
+            manual_acks(self._client(AckLedger()))  # fails now, at start, if it cannot work
 
     @property
     def topics(self) -> list[tuple[str, int]]:
@@ -84,11 +100,11 @@ class Consumer:
         self._outbox.append((topic, payload))
         self._outbox_ready.set()
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self, ledger: AckLedger | None) -> aiomqtt.Client:
         tls = None
         if self.address.tls:
             tls = ssl.create_default_context(cafile=self.tls_ca)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host,
             self.address.port,
             identifier=self.client_id,
@@ -97,23 +113,30 @@ class Consumer:
             password=self.password,
             tls_context=tls,
             keepalive=30,
-            queue_type=_counting_queue(self._overflow),
+            queue_type=_counting_queue(self._overflow, ledger),
             max_queued_incoming_messages=INCOMING_BOUND,
             timeout=10,
         )
+        if ledger is not None:
+            ledger.send = manual_acks(client)  # before it connects: no message acked on receipt
+        return client
 
     async def run(self) -> None:
         """Connect, read and publish until cancelled, reconnecting after any failure."""
         backoff = BACKOFF_START_S
         while True:
+            # One ledger per connection: packet ids are the connection's, and what was not
+            # acknowledged when it died comes again (DUP) on the next one.
+            ledger = self.ledger = AckLedger() if self.pending is not None else None
             try:
-                async with self._client() as client:
+                async with self._client(ledger) as client:
                     await client.subscribe(self.topics)
                     log.info("connected to %s as %s", self.address, self.client_id)
                     self.connected.set()
                     backoff = BACKOFF_START_S
                     async with asyncio.TaskGroup() as tasks:
-                        tasks.create_task(self._read(client), name="mqtt-read")
+                        self._reader = tasks.create_task(self._read(client, ledger),
+                                                         name="mqtt-read")  # fmt: skip
                         tasks.create_task(self._send(client), name="mqtt-send")
             except* (aiomqtt.MqttError, OSError) as group:
                 exc = group.exceptions[0]
@@ -127,30 +150,54 @@ class Consumer:
                         "connect", "broker %s unreachable (%s); retrying, every %.0f s at most",
                         self.address, exc, BACKOFF_CAP_S,
                     )  # fmt: skip
+            finally:
+                if ledger is not None:
+                    ledger.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_CAP_S)
 
-    async def _read(self, client: aiomqtt.Client) -> None:
+    async def stop_reading(self, wait_s: float) -> None:
+        """The first step of a clean stop: read no more, and let what was read be written
+        and acknowledged (``wait_s`` at most); the caller then cancels ``run``, whose
+        DISCONNECT follows those PUBACKs. What was still in aiomqtt's queue is not
+        acknowledged, so the broker keeps it for the next start."""
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.pending is not None and not await self.pending.flush(wait_s):
+            log.warning("latents read were not all written within %.0f s of the stop; the "
+                        "broker sends those again at the next start", wait_s)  # fmt: skip
+
+    async def _read(self, client: aiomqtt.Client, ledger: AckLedger | None) -> None:
         async for message in client.messages:
+            ticket = None if ledger is None else ledger.claim(message.mid, message.qos)
             topic = message.topic.value
             kind = topic.split("/")[2] if topic.count("/") >= 2 else "other"
             self.on_message(kind if kind in _KINDS else "other")
             payload = message.payload
             if not isinstance(payload, (bytes, bytearray)):
                 payload = b"" if payload is None else str(payload).encode()
+            payload = bytes(payload)
             try:
-                item = self.validator.message(topic, bytes(payload), bool(message.retain))
+                item = self.validator.message(topic, payload, bool(message.retain))
             except Rejected as rejected:
                 self._handle(self.on_reject, rejected)
-                continue
+                item = None  # counted and dropped: nothing to keep, acknowledged in turn
             except Exception as exc:  # a validator bug must not stop the centre reading
                 log.exception("validating %s failed", topic)
                 self._handle(self.on_reject, Rejected("internal", UNKNOWN_DEVICE, str(exc)))
-                continue
+                item = None
             if isinstance(item, Arrival):
+                if self.pending is not None and ledger is not None:
+                    row = PendingRow(item.sample_id, item.device_id, topic, payload,
+                                     item.arrival_ns)  # fmt: skip
+                    on_durable = None if ticket is None else partial(ledger.done, ticket)
+                    await self.pending.add(row, on_durable)  # acknowledged once written
+                    ticket = None
                 await self.inbox.put(item)
-            else:
+            elif item is not None:
                 self._handle(self.on_report, item)
+            if ledger is not None:
+                ledger.done(ticket)
 
     @staticmethod
     def _handle(callback: Callable[[Any], None], value: Any) -> None:
@@ -174,15 +221,22 @@ class Consumer:
         self._handle(self.on_reject, Rejected("overflow", device, "incoming queue full"))
 
 
-def _counting_queue(on_overflow: Callable[[Any], None]) -> type[asyncio.Queue]:
-    """aiomqtt's incoming queue, bounded, telling us what it throws away (it only logs)."""
+def _counting_queue(
+    on_overflow: Callable[[Any], None], ledger: AckLedger | None
+) -> type[asyncio.Queue]:
+    """aiomqtt's incoming queue, bounded, telling us what it throws away (it only logs), and
+    telling the ledger of every message in the order paho received them."""
 
     class CountingQueue(asyncio.Queue):
         def put_nowait(self, item: Any) -> None:
             try:
                 super().put_nowait(item)
             except asyncio.QueueFull:
+                if ledger is not None:
+                    ledger.received(item.mid, item.qos, queued=False)
                 on_overflow(item)
                 raise
+            if ledger is not None:
+                ledger.received(item.mid, item.qos, queued=True)
 
     return CountingQueue

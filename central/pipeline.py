@@ -8,6 +8,10 @@
 the earliest one, or the next arrival). ``decode`` takes what is ready when the decoder is
 free, so samples that became ready together are decoded as one batch, and a slow decode only
 lets the assembler's buffer fill (and evict, counted); the consumer keeps reading.
+
+With ``pending`` (``central.pending``) the pipeline says when a latent's kept row may go:
+once a map that used it is stored, or once it is decided it never will be (late, or its
+sample dropped). Until then a restart brings it back.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from central.decoder import DecodedMap, Decoder
 from central.devices import DeviceRegistry
 from central.events import EventHub
 from central.metrics import Metrics
+from central.pending import PendingLatents
 from central.ratelimit import RateLimitedLog
 from central.schemas import MapEvent
 from central.store import MapStore
@@ -53,6 +58,7 @@ class Pipeline:
         self.registry, self.hub, self.metrics = registry, hub, metrics
         self.deployment, self.model_hash, self.batch_max = deployment, model_hash, batch_max
         self.publish: Callable[[str, bytes], None] = lambda topic, payload: None
+        self.pending: PendingLatents | None = None
         self.inbox: asyncio.Queue[Arrival] = asyncio.Queue(INBOX_BOUND)
         self.results: asyncio.Queue[DecodedMap | None] = asyncio.Queue(RESULTS_BOUND)
         self.ready = asyncio.Event()
@@ -93,6 +99,8 @@ class Pipeline:
         elif outcome in (Outcome.LATE, Outcome.REFINE):
             self.registry.late_latent(device)
             self.metrics.late.labels(device).inc()
+            if outcome is Outcome.LATE and self.pending is not None:
+                self.pending.forget(arrival.sample_id, arrival.device_id)  # never used
 
     # -- decode ---------------------------------------------------------------------------
     async def decode(self) -> None:
@@ -121,6 +129,11 @@ class Pipeline:
         while (decoded := await self.results.get()) is not None:
             summary = summary_of(decoded, self.deployment, self.model_hash)
             summary = await self.store.save(summary, decoded.velocity)
+            if self.pending is not None and self.store.healthy:
+                # Only once the map is on disk (a failing store keeps it in memory, and a
+                # crash would lose it): then its latents' rows go, for this version's devices
+                # (a late latent waiting for the next version keeps its row).
+                self.pending.used(summary.sample_id, summary.devices_used)
             self.maps_decoded += 1
             m = self.metrics
             m.maps.labels(str(summary.partial).lower(), str(summary.version > 1).lower()).inc()
@@ -136,6 +149,8 @@ class Pipeline:
         self._warn.warning(rejected.reason, "rejected a message from %s: %s", device, rejected)
 
     def on_drop(self, sample_id: str, reason: str, devices: list[str]) -> None:
+        if self.pending is not None:
+            self.pending.forget(sample_id)  # decided: a restart must not decode it after all
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         self.metrics.dropped.labels(reason).inc()
         self._warn.warning(

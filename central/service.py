@@ -1,10 +1,14 @@
 """The centre, wired: consumer -> assembler -> decoder -> store -> API, MQTT and live events.
 
 ``async with CentralService(settings) as service:`` loads the bundle, opens the store,
-profiles the decoder, connects to the broker and serves the API; leaving the block (or
-``stop()``) shuts down in order: stop reading the broker, let the decode in flight finish
-and its maps be stored, save device health, close the store, stop the HTTP server. The
-service is the API's ``CentralView``. What happens to each arrival is ``central.pipeline``.
+profiles the decoder, gives the assembler back the latents kept in the store's ``pending``
+table (samples open when the last run stopped or was killed), connects to the broker and
+serves the API; leaving the block (or ``stop()``) shuts down in order: stop reading the
+broker, let the latents read be written and acknowledged, let the decode in flight finish
+and its maps be stored, save device health, close the store, stop the HTTP server. Samples
+still open at the stop keep their latents in ``pending`` for the next start. The service is
+the API's ``CentralView``. What happens to each arrival is ``central.pipeline``; why a
+latent is acknowledged only once written, ``central.pending`` and ``central.consumer``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from central.decoder import Decoder, DecoderRuntime
 from central.devices import DeviceRegistry
 from central.events import EventHub
 from central.metrics import Metrics
-from central.pipeline import Pipeline
+from central.pending import PendingLatents, reload
+from central.pipeline import RESULTS_BOUND, Pipeline
 from central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapSummary
 from central.settings import CentralSettings
 from central.store import MapStore
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 DEVICES_SAVE_S = 5.0
 STOP_DECODE_S = 30.0
+STOP_ACK_S = 5.0  # for the latents read to be written and acknowledged at a stop
 
 
 class CentralService:
@@ -102,6 +108,14 @@ class CentralService:
             refine_window_s=s.refine_window_s,
         )  # fmt: skip
         self.assembler.remember_closed(await self.store.recent_sample_ids(16_384))
+        # Kept latents (central.pending): none with an in-memory store, where nothing would
+        # survive anyway; then paho acknowledges on receipt, as before. The bound is twice
+        # what the pipeline can hold (buffer, a decode batch, maps waiting for the store).
+        self.pending: PendingLatents | None = None
+        if not self.store.in_memory:
+            held = s.max_open_samples + s.decode_batch_max + RESULTS_BOUND
+            self.pending = PendingLatents(self.store, max_rows=2 * held * len(ids))
+            await self.pending.open()
         if self.assembler.budget_ms == 0:
             log.warning(
                 "deadline %.0f ms is within the decoder's p95 (%.0f ms): samples decode with "
@@ -112,16 +126,22 @@ class CentralService:
             deployment=self.deployment, model_hash=self.manifest.model_hash,
             batch_max=s.decode_batch_max,
         )  # fmt: skip
+        self.pipeline.pending = self.pending
         raw_ok = not any(encoder_has_weights(model, i) for i in range(model.n_devices))
+        validator = Validator(self.manifest, raw_ok, s.max_envelope_bytes)
+        if self.pending is not None and await reload(self.pending, validator, self.assembler):
+            self.pipeline.ready.set()  # a sample complete at the kill decodes now
         self.consumer = Consumer(
-            s.address, Validator(self.manifest, raw_ok, s.max_envelope_bytes), self.pipeline.inbox,
+            s.address, validator, self.pipeline.inbox,
             on_report=self.registry.report, on_reject=self.pipeline.on_reject,
             on_message=lambda kind: self.instruments.messages.labels(kind).inc(),
             client_id=s.client_id, username=s.username,
             password=s.password.get_secret_value() if s.password else None,
-            tls_ca=str(s.tls_ca) if s.tls_ca else None,
+            tls_ca=str(s.tls_ca) if s.tls_ca else None, pending=self.pending,
         )  # fmt: skip
         self.pipeline.publish = self.consumer.publish
+        if self.pending is not None:
+            self._spawn("pending", self.pending.run())
         for name, coro in (
             ("consumer", self.consumer.run()),
             ("assemble", self.pipeline.assemble()),
@@ -164,6 +184,9 @@ class CentralService:
             return
         self._stopping = True
         tasks = {t.get_name().removeprefix("central-"): t for t in self._tasks}
+        if "consumer" in tasks:
+            # Read no more; what was read is written and acknowledged before the DISCONNECT.
+            await self.consumer.stop_reading(STOP_ACK_S)
         for name in ("consumer", "assemble", "tick"):
             await _cancel(tasks.get(name))
         if "decode" in tasks:
@@ -182,6 +205,9 @@ class CentralService:
             except Exception:
                 log.warning("the store did not finish in %.0f s; stopping anyway", STOP_DECODE_S)
                 await _cancel(tasks["store"])
+        if "pending" in tasks and self.pending is not None:
+            await self.pending.flush(STOP_ACK_S)  # the rows of the maps just stored go
+            await _cancel(tasks["pending"])
         self.hub.close()  # ends live clients' iterators, so the HTTP server can stop
         if hasattr(self, "http"):
             await self.http.stop()

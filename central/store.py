@@ -100,6 +100,17 @@ class MapStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    @property
+    def in_memory(self) -> bool:
+        """``--db :memory:``: nothing survives the process, so nothing is worth waiting for."""
+        return str(self.path) == ":memory:"
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
+        """Run ``fn(connection)`` on the store's thread: another table of the same file
+        (``central.pending``) shares the one connection and its order of work. ``None``
+        when the store is closed."""
+        return await self._run(lambda: None if self._db is None else fn(self._db))
+
     # -- life -----------------------------------------------------------------------------
     async def open(self) -> None:
         """Open (creating) the database; a file that is not one raises ``DataError``."""
