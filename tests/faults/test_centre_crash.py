@@ -3,9 +3,10 @@ devices' history are still there, and the samples whose latents waited in the br
 persistent session while it was down are decoded after the restart, complete.
 
 The kill lands between two shots (once the newest shot's map is stored, at least 150 ms
-before the next shot fires). A kill in the middle of a sample loses that sample's latents that had
-already reached the centre: the MQTT client acknowledges a message when it receives it, so
-the broker does not keep it (docs/reliability.md)."""
+before the next shot fires), so that every sample is complete after the restart whatever
+the timing. A kill in the middle of a sample loses nothing either (the centre acknowledges a
+latent only once it is in its store's ``pending`` table, and reloads those at start), but the
+sample then decodes on the restarted centre's deadline: ``test_centre_crash_mid_sample``."""
 
 from __future__ import annotations
 
