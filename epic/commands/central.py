@@ -35,7 +35,11 @@ def central(
         str | None, _Opt(help="Deadline from the first 'arrival' or the 'synced' shot time.")
     ] = None,
     db: Annotated[
-        Path | None, _Opt(help="SQLite file (default epic-central-<deployment>.sqlite).")
+        Path | None,
+        _Opt(
+            help="SQLite file (default epic-central-<deployment>.sqlite); ':memory:' keeps "
+            "nothing, and then latents are acknowledged on receipt, not once stored."
+        ),
     ] = None,
     host: Annotated[str | None, _Opt(help="Web/API address (default 127.0.0.1).")] = None,
     port: Annotated[
