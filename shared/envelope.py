@@ -165,13 +165,14 @@ def _quantize(x: np.ndarray, dtype: LatentDtype) -> tuple[np.ndarray, np.ndarray
     if dtype in (LatentDtype.FLOAT16, LatentDtype.FLOAT32):
         return x.astype(_NUMPY[dtype]), np.zeros(0, np.float32)
     if dtype == LatentDtype.INT8:
-        peak = np.abs(x).max(initial=0.0)
-        scales = np.array([peak / 127.0 if peak > 0 else 1.0], np.float32)
-        q = np.rint(x / scales[0])
+        peak = np.abs(x).max(initial=0.0).reshape(1)
     else:  # per channel, the last axis
         peak = np.abs(x.reshape(-1, x.shape[-1])).max(axis=0, initial=0.0)
-        scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        q = np.rint(x / scales)
+    scales = (peak / 127.0).astype(np.float32)
+    # All zeros, or a subnormal peak whose /127 underflows to 0 in float32: any positive
+    # scale sends such values to 0, and the reader refuses a scale that is not positive.
+    scales[~(scales > 0)] = 1.0
+    q = np.rint(x / (scales[0] if dtype == LatentDtype.INT8 else scales))
     return np.clip(q, -127, 127).astype(np.int8), scales
 
 
