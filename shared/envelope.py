@@ -23,16 +23,17 @@ bit or truncation is caught before anything is parsed. Everything is then checke
 field; every failure is one ``EnvelopeError`` whose ``reason`` is a short code the centre
 counts by.
 
-What it costs, for the shipped ``models/epic-lite-5.pt`` (8 tokens x 64 per device), measured
+What it costs, for the shipped ``models/epic-lite-5.pt`` (8 tokens x 64 per device; model
+hash ``bdd20519849c27fc``), measured
 with ``python -m lab.envelope_fidelity models/epic-lite-5.pt DIR...`` on the 600 held-out
 test samples (flatvel-a, flatfault-a, curvevel-a; data seed 1001, never trained on):
 
 ============  ============  ====================================  ======================
 latent dtype  bytes / env.  SSIM vs float32 latents (mean; worst)  vs raw (280,000 B)
 ============  ============  ====================================  ======================
-int8          578           +0.00001; 0.0017                      484x fewer bytes
-int8-channel  830           +0.00001; 0.0011                      337x
-float16       1,086         0.00000; 0.00006                      258x
+int8          578           +0.00001; 0.0019                      484x fewer bytes
+int8-channel  830           +0.00001; 0.0014                      337x
+float16       1,086         0.00000; 0.0001                       258x
 float32       2,110         (reference)                           133x
 ============  ============  ====================================  ======================
 
