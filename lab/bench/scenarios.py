@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINTS = {
     "epic": ROOT / "models" / "epic-lite-5.pt",
     "inversionnet": ROOT / "models" / "inversionnet-lite.pt",
+    "fla": ROOT / "models" / "fla-lite-5.pt",
+    "sla": ROOT / "models" / "sla-lite-5.pt",
 }
 
 

@@ -250,8 +250,12 @@ def test_kill_plan_cuts_one_more_edge_every_k_samples(tmp_path: Path) -> None:
     assert _kill_plan(RunSpec("r", deployed, 30, 0.5, "4g", "flatfault-a", 4, tmp_path), 0) == []
 
 
-def test_checkpoints_fla_and_sla_need_one(tmp_path: Path) -> None:
-    assert resolve_checkpoint("epic", {}).name == "epic-lite-5.pt"
+def test_checkpoints_default_to_the_shipped_ones(tmp_path: Path, monkeypatch) -> None:
+    from lab.bench import scenarios
+
+    for model in ("epic", "inversionnet", "fla", "sla"):
+        assert resolve_checkpoint(model, {}).is_file()
+    monkeypatch.setitem(scenarios.DEFAULT_CHECKPOINTS, "fla", None)
     with pytest.raises(DataError, match=r"no trained fla checkpoint .* --checkpoint fla=PATH"):
         resolve_checkpoint("fla", {})
     with pytest.raises(DataError, match="no such checkpoint"):
@@ -262,9 +266,11 @@ def test_checkpoints_fla_and_sla_need_one(tmp_path: Path) -> None:
             parse_checkpoints([bad])
 
 
-def test_cli_refuses_fla_without_a_checkpoint_in_one_line(cli, tmp_path: Path) -> None:
-    result = cli("bench", "--models", "epic,fla", "--workdir", str(tmp_path / "w"))
-    assert_one_line_error(result, "fla", "--checkpoint fla=PATH")
+def test_cli_refuses_a_missing_checkpoint_in_one_line(cli, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pt"
+    result = cli("bench", "--models", "epic,fla", "--checkpoint", f"fla={missing}",
+                 "--workdir", str(tmp_path / "w"))  # fmt: skip
+    assert_one_line_error(result, "missing.pt", "no such checkpoint")
     assert not (tmp_path / "w").exists()  # refused before anything ran
     assert_one_line_error(cli("bench", "--scaling", "2,x"), "--scaling")
     assert_one_line_error(cli("bench", "--checkpoint", "epic"), "MODEL=PATH")
