@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
-__all__ = ["RawClient"]
+__all__ = ["RawClient", "packet", "read_packet"]
 
 
 def _length(n: int) -> bytes:
@@ -23,8 +23,21 @@ def _text(value: str) -> bytes:
     return struct.pack("!H", len(raw)) + raw
 
 
-def _packet(first: int, body: bytes) -> bytes:
+def packet(first: int, body: bytes) -> bytes:
+    """One MQTT packet: fixed header byte, remaining length, body."""
     return bytes([first]) + _length(len(body)) + body
+
+
+async def read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(fixed header byte, body) of the next packet on ``reader``."""
+    first = (await reader.readexactly(1))[0]
+    length, shift = 0, 0
+    while True:
+        digit = (await reader.readexactly(1))[0]
+        length |= (digit & 0x7F) << shift
+        shift += 7
+        if not digit & 0x80:
+            return first, await reader.readexactly(length)
 
 
 class RawClient:
@@ -54,16 +67,16 @@ class RawClient:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
             body = _text("MQTT") + bytes([4, flags]) + struct.pack("!H", 60) + payload
-            writer.write(_packet(0x10, body))
-            first, payload = await cls._read(reader)
+            writer.write(packet(0x10, body))
+            first, payload = await read_packet(reader)
         if first >> 4 != 2 or payload[1] != 0:
             raise ConnectionError(f"CONNACK refused: {payload!r}")
         return cls(reader, writer)
 
     async def subscribe(self, topic: str, qos: int = 1, timeout: float = 5.0) -> None:
-        self.writer.write(_packet(0x82, struct.pack("!H", 1) + _text(topic) + bytes([qos])))
+        self.writer.write(packet(0x82, struct.pack("!H", 1) + _text(topic) + bytes([qos])))
         async with asyncio.timeout(timeout):
-            first, payload = await self._read(self.reader)
+            first, payload = await read_packet(self.reader)
         if first >> 4 != 9 or payload[2] == 0x80:
             raise ConnectionError(f"SUBACK refused: {payload!r}")
 
@@ -71,7 +84,7 @@ class RawClient:
         """(topic, payload, packet id) of the next PUBLISH; it is *not* acknowledged."""
         async with asyncio.timeout(timeout):
             while True:
-                first, body = await self._read(self.reader)
+                first, body = await read_packet(self.reader)
                 if first >> 4 == 3:
                     break
         (n,) = struct.unpack("!H", body[:2])
@@ -84,15 +97,3 @@ class RawClient:
     def drop(self) -> None:
         """Vanish without DISCONNECT or PUBACK: a process killed mid-flow."""
         self.writer.transport.abort()
-
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-        first = (await reader.readexactly(1))[0]
-        length, shift = 0, 0
-        while True:
-            digit = (await reader.readexactly(1))[0]
-            length |= (digit & 0x7F) << shift
-            shift += 7
-            if not digit & 0x80:
-                break
-        return first, await reader.readexactly(length)

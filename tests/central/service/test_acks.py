@@ -22,6 +22,7 @@ from central.pending import PendingLatents
 from central.settings import BrokerAddress
 from central.store import MapStore
 from central.validate import Arrival, Validator
+from tests.faults.rawmqtt import packet, read_packet
 
 from .conftest import Feed
 
@@ -70,25 +71,6 @@ def test_manual_acks_reach_paho_or_fail_loudly() -> None:
         manual_acks(Moved())  # type: ignore[arg-type]
 
 
-def _packet(first: int, body: bytes) -> bytes:
-    assert len(body) < 16384
-    length = (
-        bytes([len(body)]) if len(body) < 128 else bytes([len(body) % 128 | 128, len(body) // 128])
-    )
-    return bytes([first]) + length + body
-
-
-async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    first = (await reader.readexactly(1))[0]
-    length, shift = 0, 0
-    while True:
-        digit = (await reader.readexactly(1))[0]
-        length |= (digit & 0x7F) << shift
-        shift += 7
-        if not digit & 0x80:
-            return first, await reader.readexactly(length)
-
-
 class ScriptedBroker:
     """One connection's worth of a broker: CONNACK, SUBACK, then what the test sends."""
 
@@ -98,12 +80,12 @@ class ScriptedBroker:
         )
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_packet(reader)  # CONNECT
+        await read_packet(reader)  # CONNECT
         writer.write(b"\x20\x02\x00\x00")  # session not present, accepted
-        first, body = await _read_packet(reader)
+        first, body = await read_packet(reader)
         assert first == 0x82
         granted = bytes([1]) * 4  # the consumer's four topic filters, QoS 1
-        writer.write(_packet(0x90, body[:2] + granted))
+        writer.write(packet(0x90, body[:2] + granted))
         await self.accepted.put((reader, writer))
 
     @contextlib.asynccontextmanager
@@ -117,14 +99,14 @@ class ScriptedBroker:
 
 def publish_packet(mid: int, topic: str, payload: bytes) -> bytes:
     raw = topic.encode()
-    return _packet(0x32, struct.pack("!H", len(raw)) + raw + struct.pack("!H", mid) + payload)
+    return packet(0x32, struct.pack("!H", len(raw)) + raw + struct.pack("!H", mid) + payload)
 
 
 async def pubacks(reader: asyncio.StreamReader, n: int, timeout: float) -> list[int]:
     mids: list[int] = []
     async with asyncio.timeout(timeout):
         while len(mids) < n:
-            first, body = await _read_packet(reader)
+            first, body = await read_packet(reader)
             if first == 0x40:
                 mids.append(struct.unpack("!H", body)[0])
     return mids
