@@ -56,10 +56,13 @@ def build_report(
     device: str = "auto",
     command: str = "",
     progress: bool = False,
+    max_drop: int = 4,
 ) -> dict[str, Any]:
-    """Evaluate every checkpoint on every folder (and, for N > 1 devices, with 1 .. N-1
-    dropped); the figures as a JSON-ready dict. Every input is checked before the first
-    evaluation, so a typo fails at once."""
+    """Evaluate every checkpoint on every folder (and, for N > 1 devices, with 1 ..
+    min(N - 1, ``max_drop``) dropped); the figures as a JSON-ready dict. Every input is
+    checked before the first evaluation, so a typo fails at once."""
+    if max_drop < 0:
+        raise ConfigError(f"max_drop must be >= 0, got {max_drop}", "--max-drop")
     if not checkpoints:
         raise ConfigError("give at least one checkpoint", "--checkpoint")
     if not data_dirs:
@@ -85,11 +88,15 @@ def build_report(
                 "data": list(meta.get("data", [])),
             }
         )
-    total = sum(e["n_devices"] for e in entries)
+
+    def drops(entry: dict[str, Any]) -> range:
+        return range(min(entry["n_devices"], max_drop + 1))
+
+    total = sum(len(drops(e)) for e in entries)
     with tqdm(total=total, desc="report", unit="eval", disable=not progress) as bar:
         for entry in entries:
             by_k = []
-            for k in range(entry["n_devices"]):
+            for k in drops(entry):
                 bar.set_postfix_str(f"{Path(entry['checkpoint']).name} k={k}")
                 result = evaluate(
                     entry["checkpoint"],
@@ -105,7 +112,7 @@ def build_report(
             entry["folders"] = by_k[0]
             entry["mean"] = {m: _mean(by_k[0], m) for m in METRICS}
             entry["robustness"] = None
-            if entry["n_devices"] > 1:
+            if len(by_k) > 1:
                 base = entry["mean"]["ssim"]
                 entry["robustness"] = [
                     {
@@ -127,6 +134,7 @@ def build_report(
             "device": torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu",
         },
         "drop_seed": drop_seed,
+        "max_drop": max_drop,
         "folders": [
             {"name": n, "folder": str(d), "samples": s}
             for n, d, s in zip(names, data_dirs, samples or [], strict=True)
@@ -145,6 +153,39 @@ def _table(header: Sequence[str], rows: list[list[object]]) -> list[str]:
         "---" if h in ("checkpoint", "model", "preset", "trained on") else "---:" for h in header
     ]
     return [_row(header), _row(align), *(_row(r) for r in rows)]
+
+
+def _scalability(entries: list[dict[str, Any]]) -> list[str]:
+    """Table 3: EPIC-Net by its number of devices (only when there are several N)."""
+    epic = sorted(
+        (e for e in entries if e["model"] == "epic"),
+        key=lambda e: (e["n_devices"], e["checkpoint"]),
+    )
+    if len({e["n_devices"] for e in epic}) < 2:
+        return []
+    header = ["devices", "checkpoint", "preset", "parameters", "train s", "epochs"]
+    header += ["mean SSIM", "mean MAE", "mean RMSE", "k=1"]
+    rows = []
+    for e in epic:
+        seconds = "-" if e["train_seconds"] is None else f"{e['train_seconds']:,.0f}"
+        one = "-"
+        if e["robustness"]:
+            one = f"{e['robustness'][1]['ssim']:.4f} ({0.0 - e['robustness'][1]['loss']:+.4f})"
+        mean = e["mean"]
+        row = [e["n_devices"], f"`{e['checkpoint']}`", e["preset"], f"{e['parameters']:,}"]
+        row += [seconds, "-" if e["epochs"] is None else e["epochs"]]
+        row += [f"{mean['ssim']:.4f}", f"{mean['mae']:.1f}", f"{mean['rmse']:.1f}", one]
+        rows.append(row)
+    return [
+        "",
+        "## Table 3: scalability",
+        "",
+        "EPIC-Net by its number of devices N (the paper's Figure 8): the same architecture,",
+        "only the number of encoders changes; figures are Table 1's means and Table 2's k=1.",
+        "Compare rows trained with the same budget (*train s*).",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def format_markdown(report: dict[str, Any]) -> str:
@@ -198,12 +239,13 @@ def format_markdown(report: dict[str, Any]) -> str:
         "",
         "Mean SSIM over the folders with k of the model's N devices dropped at random per",
         f"sample (seed {report['drop_seed']}: the same draw for every model with the same N);",
-        "in brackets the change against k = 0. Models with one device are left out.",
+        "in brackets the change against k = 0. Models with one device are left out; k",
+        f"stops at {report.get('max_drop', 4)} (`--max-drop`).",
         "",
     ]
     robust = [e for e in entries if e["robustness"]]
     if robust:
-        most = max(e["n_devices"] for e in robust)
+        most = max(len(e["robustness"]) for e in robust)
         header = ["checkpoint", "model", "devices", *(f"k={k}" for k in range(most))]
         rows = []
         for e in robust:
@@ -215,6 +257,7 @@ def format_markdown(report: dict[str, Any]) -> str:
         lines += _table(header, rows)
     else:
         lines.append("No checkpoint has more than one device.")
+    lines += _scalability(entries)
     lines += ["", "## Notes", ""]
     if seen_any:
         pairs = "; ".join(f"`{c}` on `{n}`" for c, n in seen_any)

@@ -24,6 +24,7 @@ def _command(
     dirs: list[Path],
     out: Path,
     drop_seed: int,
+    max_drop: int,
     batch_size: int,
     device: str,
     json_out: Path | None,
@@ -34,6 +35,7 @@ def _command(
     for checkpoint in checkpoints:
         args += ["--checkpoint", str(checkpoint)]
     args += ["--data", *map(str, dirs), "--out", str(out), "--drop-seed", str(drop_seed)]
+    args += ["--max-drop", str(max_drop)]
     args += ["--batch-size", str(batch_size), "--device", device]
     if json_out is not None:
         args += ["--json", str(json_out)]
@@ -57,6 +59,10 @@ def report(
     drop_seed: Annotated[
         int, typer.Option(min=0, help="Which devices drop in the robustness table.")
     ] = 0,
+    max_drop: Annotated[
+        int,
+        typer.Option(min=0, help="Robustness: drop k = 1 .. this many devices (at most N - 1)."),
+    ] = 4,
     batch_size: BatchSize = 32,
     json_out: JsonOut = None,
     device: ComputeDevice = "auto",
@@ -69,12 +75,15 @@ def report(
 
     dirs = folders(data, more)
     set_threads(threads)
-    command = _command(checkpoint, dirs, out, drop_seed, batch_size, device, json_out, threads)
+    command = _command(
+        checkpoint, dirs, out, drop_seed, max_drop, batch_size, device, json_out, threads
+    )
     try:
         result = build_report(
             checkpoint,
             dirs,
             drop_seed=drop_seed,
+            max_drop=max_drop,
             batch_size=batch_size,
             device=device,
             command=command,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lab.errors import ConfigError
 from lab.evaluate import evaluate
 from lab.report import build_report, format_markdown
 from lab.train import TrainConfig, train
@@ -177,7 +178,15 @@ def test_cli_writes_markdown_and_json_and_the_command_recreates_them(
     assert code == 0, err
     assert f"wrote {out}" in stdout and f"wrote {figures}" in stdout
     written = json.loads(figures.read_text())
-    assert set(written) == {"command", "date", "machine", "drop_seed", "folders", "checkpoints"}
+    assert set(written) == {
+        "command",
+        "date",
+        "machine",
+        "drop_seed",
+        "max_drop",
+        "folders",
+        "checkpoints",
+    }
     assert set(written["machine"]) == {"platform", "cpus", "torch", "threads", "device"}
     assert [f["name"] for f in written["folders"]] == ["family-a", "family-b"]
     assert [f["samples"] for f in written["folders"]] == [3, 2] and written["drop_seed"] == 1
@@ -202,6 +211,7 @@ def test_cli_writes_markdown_and_json_and_the_command_recreates_them(
     assert f"```sh\n{command}\n```" in markdown
     recorded = shlex.split(command)
     assert recorded[:2] == ["epic", "report"] and "--drop-seed" in recorded
+    assert recorded[recorded.index("--max-drop") + 1] == "4"
     # re-running the recorded command writes the same tables again
     out.unlink()
     code, _, err = cli(*recorded[1:])
@@ -230,3 +240,36 @@ def test_cli_bad_input_fails_in_one_line(cli, checkpoints, tests_dirs, tmp_path)
         cli("report", *good, "--data", str(tests_dirs[0]), "--device", "tpu"), "--device"
     )
     assert not out.exists()
+
+
+def test_max_drop_caps_the_robustness_evaluations(checkpoints, tests_dirs):
+    capped = build_report(checkpoints[:2], tests_dirs, drop_seed=DROP_SEED, max_drop=1)
+    assert capped["max_drop"] == 1
+    for entry in capped["checkpoints"]:
+        assert [r["drop_devices"] for r in entry["robustness"]] == [0, 1]
+    robust = tables(format_markdown(capped))["Table 2: robustness"]
+    assert robust[0] == ["checkpoint", "model", "devices", "k=0", "k=1"]
+    assert "k\nstops at 1 (`--max-drop`)" in format_markdown(capped)
+    alone = build_report(checkpoints[:1], tests_dirs, drop_seed=DROP_SEED, max_drop=0)
+    assert alone["checkpoints"][0]["robustness"] is None
+    with pytest.raises(ConfigError, match="max_drop"):
+        build_report(checkpoints[:1], tests_dirs, max_drop=-1)
+
+
+def test_scalability_table_lists_epic_by_its_number_of_devices(report):
+    scale = tables(format_markdown(report))["Table 3: scalability"]
+    header, rows = scale[0], scale[1:]
+    assert header[:2] == ["devices", "checkpoint"] and header[-1] == "k=1"
+    assert [int(r[0]) for r in rows] == [1, 2, 5]  # sorted by N
+    by_n = {e["n_devices"]: e for e in report["checkpoints"]}
+    for row in rows:
+        entry = by_n[int(row[0])]
+        assert row[1] == f"`{entry['checkpoint']}`"
+        assert number(row[6]) == pytest.approx(entry["mean"]["ssim"], abs=6e-5)
+        if entry["robustness"]:
+            assert number(row[9]) == pytest.approx(entry["robustness"][1]["ssim"], abs=6e-5)
+        else:
+            assert row[9] == "-"
+    one = json.loads(json.dumps(report))
+    one["checkpoints"] = one["checkpoints"][:1]
+    assert "Table 3" not in format_markdown(one)
