@@ -81,7 +81,7 @@ def _lead_s(cfg: BenchConfig, processes: int) -> float:
 def _drain_s(cfg: BenchConfig, mode: str, edges: int) -> float:
     """Seconds after the last slot before the run gives up: uploads that queue (raw blocks
     slower than the rate), then the centre's deadline and decode."""
-    from lab.bench.link import LinkProfile
+    from lab.bench.link_profile import LinkProfile
 
     deadline_s = (cfg.deadline_ms or 2000.0) / 1e3
     rate_bps = LinkProfile.named(cfg.link).effective_rate_bps
@@ -93,7 +93,7 @@ def _drain_s(cfg: BenchConfig, mode: str, edges: int) -> float:
 
 
 def _energy_rate_bps(link: str) -> tuple[float, str]:
-    from lab.bench.link import LinkProfile
+    from lab.bench.link_profile import LinkProfile
 
     rate = LinkProfile.named(link).effective_rate_bps if link == "4g" else None
     if rate is None:  # not an LTE link: send at 4g's rate, and say so

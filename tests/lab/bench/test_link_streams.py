@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench.link import READ_BYTES, LinkProfile, LinkProxy
+from lab.bench.link import READ_BYTES, LinkProxy
+from lab.bench.link_profile import LinkProfile
 from tests.lab.bench.tcp import Sink, wait_until
 
 REPO = Path(__file__).resolve().parents[3]

@@ -9,7 +9,8 @@ import statistics
 
 import pytest
 
-from lab.bench.link import LinkProfile, LinkProxy, mathis_rate_bps
+from lab.bench.link import LinkProxy
+from lab.bench.link_profile import LinkProfile, mathis_rate_bps
 from tests.lab.bench.tcp import Sink, wait_until
 
 
