@@ -1,7 +1,7 @@
-"""The centre's HTTP face: REST for maps and devices, Prometheus metrics, the live WebSocket
-feed and the monitor page's files. Everything it knows it asks a ``CentralView``. It reads
-freely; the one change, deleting a sample's maps, needs the configured bearer token
-(``central.auth``). At most ``max_live_clients`` live feeds at once; more are closed 1013.
+"""The centre's HTTP face: REST for maps and devices, Prometheus metrics, the monitor page's
+files, and the live WebSocket feed (``central.live_feed``). Everything it knows it asks a
+``CentralView``. It reads freely; the one change, deleting a sample's maps, needs the
+configured bearer token (``central.auth``).
 
 No CORS middleware on purpose: the page is served from here, and nothing else in the field
 should read the centre from a browser. The WebSocket, which CORS does not cover, checks the
@@ -10,37 +10,29 @@ should read the centre from a browser. The WebSocket, which CORS does not cover,
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
-import json
-from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-import anyio
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection, Request
-from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from central import live_feed
 from central.auth import AUTH_RESPONSES, require_token
 from central.offline_docs import install_offline_docs
 from central.render import MapPictures
 from central.schemas import (
-    DeviceEvent,
     DeviceList,
     Health,
     MapDeleted,
     MapDetail,
-    MapEvent,
     MapList,
-    MapSummary,
+    map_summary,
 )
 from central.store import StoreUnavailable
 from central.view import CentralView
@@ -49,16 +41,6 @@ __all__ = ["create_app"]
 
 STATIC_DIR = FilePath(__file__).parent / "static"
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-# A client whose socket takes longer than this to accept one event is not reading: drop it.
-WS_SEND_TIMEOUT_S = 10.0
-WS_CLOSE_TIMEOUT_S = 2.0
-# Why a client was dropped -> (close code, reason). 1013: try again later. The view ends a
-# feed for a client that fell behind, and for every client when the centre stops.
-DROP_CLOSE = {
-    "behind": (1013, "feed ended: client fell behind, or the centre is stopping; reconnect"),
-    "stalled": (1008, "not reading the live feed; dropped"),
-}
-FULL_CLOSE = (1013, "too many live clients; try again later")
 # The page loads only its own files and talks only to its own origin (the field has no
 # internet, and nothing else should be able to inject into the monitor).
 PAGE_CSP = (
@@ -92,11 +74,6 @@ async def _find_map(view: CentralView, sample_id: str, version: int | None) -> M
             404, f"sample {sample_id!r} has no version {version} (newest is {newest.version})"
         )
     raise HTTPException(404, f"no map stored for sample {sample_id!r}")
-
-
-def _summary(detail: MapSummary) -> MapSummary:
-    """The map without its velocities (events and lists stay small)."""
-    return MapSummary.model_validate(detail.model_dump(exclude={"velocity"}))
 
 
 @router.get(
@@ -173,7 +150,7 @@ async def list_maps(
     ] = None,
 ) -> MapList:
     """Recent maps without their velocities, newest first."""
-    return MapList(maps=[_summary(m) for m in await view.list_maps(limit, before)])
+    return MapList(maps=[map_summary(m) for m in await view.list_maps(limit, before)])
 
 
 @router.delete(
@@ -222,95 +199,6 @@ async def page() -> FileResponse:
     )
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    """Browsers always send Origin; tools usually do not, and are let in."""
-    origin = websocket.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
-
-
-async def _send_events(websocket: WebSocket, events: AsyncIterator[dict]) -> str:
-    """Forward events until the view ends the feed; the reason the client is dropped."""
-    async for event in events:
-        try:
-            async with asyncio.timeout(WS_SEND_TIMEOUT_S):
-                await websocket.send_text(json.dumps(event))
-        except TimeoutError:
-            return "stalled"
-    return "behind"  # the view ended the feed
-
-
-async def _until_disconnect(websocket: WebSocket) -> None:
-    # The feed is one-way; reading is how a client's departure is noticed between events.
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
-
-
-async def _serve_feed(websocket: WebSocket, events: AsyncIterator[dict]) -> str | None:
-    """Run sender and listener together; the drop reason, or None if the client left.
-
-    An anyio task group rather than bare asyncio tasks: Starlette (and its test client)
-    cancel the handler through anyio cancel scopes, which then reach both halves cleanly.
-    """
-    reason: str | None = None
-    async with anyio.create_task_group() as group:
-
-        async def send() -> None:
-            nonlocal reason
-            # A failed send means the client is gone: nothing to report.
-            with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
-                reason = await _send_events(websocket, events)
-            group.cancel_scope.cancel()
-
-        async def listen() -> None:
-            await _until_disconnect(websocket)
-            group.cancel_scope.cancel()
-
-        group.start_soon(send, name="ws-live-send")
-        group.start_soon(listen, name="ws-live-listen")
-    return reason
-
-
-@router.websocket("/ws/live")
-async def live(websocket: WebSocket, view: View) -> None:
-    """A snapshot (latest map, every device), then a JSON event per map and device change."""
-    if not _same_origin(websocket):
-        await websocket.close(code=1008, reason="cross-origin WebSocket refused")
-        return
-    state = websocket.app.state
-    await websocket.accept()
-    if state.live_clients >= state.max_live_clients:
-        # Accepted first so that the client reads why (a refused handshake is a bare 403).
-        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
-            await websocket.close(code=FULL_CLOSE[0], reason=FULL_CLOSE[1])
-        return
-    state.live_clients += 1
-    try:
-        await _live(websocket, view)
-    finally:
-        state.live_clients -= 1
-
-
-async def _live(websocket: WebSocket, view: CentralView) -> None:
-    try:
-        # Subscribe before the snapshot, so nothing falls between the two.
-        async with view.subscribe() as events:
-            latest = await view.latest_map()
-            if latest is not None:
-                await websocket.send_text(MapEvent(map=_summary(latest)).model_dump_json())
-            for device in view.devices():
-                await websocket.send_text(DeviceEvent(device=device).model_dump_json())
-            reason = await _serve_feed(websocket, events)
-    except (WebSocketDisconnect, WebSocketDisconnected):
-        return
-    if reason is not None:
-        code, text = DROP_CLOSE[reason]
-        try:
-            async with asyncio.timeout(WS_CLOSE_TIMEOUT_S):
-                await websocket.close(code=code, reason=text)
-        except (TimeoutError, WebSocketDisconnect, WebSocketDisconnected):
-            pass  # it was going anyway
-
-
 def _version() -> str:
     try:
         return metadata.version("epic-fwi")
@@ -342,6 +230,7 @@ def create_app(
     app.state.live_clients = 0
     app.state.pictures = MapPictures(png_cache_size)
     app.include_router(router)
+    app.include_router(live_feed.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_offline_docs(app)
     return app

@@ -46,6 +46,11 @@ class MapDetail(MapSummary):
     velocity: list[list[float]] = Field(description="nz lists of nx velocities, m/s")
 
 
+def map_summary(detail: MapSummary) -> MapSummary:
+    """The map without its velocities (events and lists stay small)."""
+    return MapSummary.model_validate(detail.model_dump(exclude={"velocity"}))
+
+
 class MapList(BaseModel):
     maps: list[MapSummary]
 

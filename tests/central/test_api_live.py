@@ -11,7 +11,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from central import api
+from central import live_feed
 from central.api import create_app
 from tests.central.fake_view import DEVICE_IDS, FakeView, make_device
 from tests.central.test_page import serve
@@ -19,8 +19,8 @@ from tests.central.test_page import serve
 
 @pytest.mark.slow
 def test_a_client_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "WS_SEND_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(api, "WS_CLOSE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(live_feed, "WS_SEND_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(live_feed, "WS_CLOSE_TIMEOUT_S", 0.5)
     # A queue far bigger than the test sends: only the stalled socket can end this feed.
     view = FakeView(queue_size=100_000)
     view.set_device(make_device(DEVICE_IDS[0]))
