@@ -16,7 +16,7 @@ class Conv2d(nn.Conv2d):
     Why: PyTorch's CPU bfloat16 convolution (oneDNN, torch 2.13) returns a wrong weight
     gradient, at times NaN, for a strided 3 x 3 kernel over an input one cell wide. EPIC-Net
     with 70 devices (one receiver each) hit it on its first step under bfloat16 autocast;
-    ``tests/shared/models/test_layers.py`` shows the case.
+    ``tests/shared/test_layers.py`` shows the case.
     """
 
     def _stride_for(self, size: torch.Size) -> tuple[int, ...]:
@@ -25,7 +25,7 @@ class Conv2d(nn.Conv2d):
             zip(size, self.stride, self.padding, self.kernel_size, self.dilation, strict=True)
         ):
             span = n + 2 * p - d * (k - 1) - 1  # output size is span // stride + 1
-            if n == 1 and s > 1 and span // s == span:  # i.e. span == 0: one cell either way
+            if n == 1 and s > 1 and span == 0:  # one cell out, whatever the stride
                 stride[i] = 1
         return tuple(stride)
 

@@ -50,9 +50,8 @@ def _close(grad: torch.Tensor, reference: torch.Tensor) -> bool:
 
 
 def test_one_cell_wide_weight_gradient_is_right_under_bfloat16_autocast() -> None:
-    # EPIC-Net lite's encoder layer (32 -> 48 channels, 3 x 3, stride 2) on one receiver
-    ours, plain = _pair(c_in=32, c_out=48)
+    # EPIC-Net lite's encoder layer (32 -> 48 channels, 3 x 3, stride 2) on one receiver;
+    # nn.Conv2d's gradient here was wrong on this project's CPUs (AVX512-BF16, torch 2.13)
+    ours, _ = _pair(c_in=32, c_out=48)
     x = torch.randn(16, 32, 125, 1)
     assert _close(*_bf16_weight_grad(ours, x))
-    if not _close(*_bf16_weight_grad(plain, x)):  # what the layer works around, where it is
-        print("nn.Conv2d's bfloat16 weight gradient is wrong here; Conv2d's is right")
