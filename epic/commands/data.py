@@ -19,13 +19,25 @@ Folder = Annotated[Path, typer.Argument(help="An OpenFWI-layout folder.")]
 
 @app.command()
 def simulate(
-    family: Annotated[
-        Family, typer.Option("--family", "-f", case_sensitive=False, help="Velocity family.")
-    ],
-    samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Number of samples.")],
     out: Annotated[
         Path, typer.Option("--out", "-o", file_okay=False, help="Output folder (OpenFWI layout).")
     ],
+    family: Annotated[
+        Family | None,
+        typer.Option("--family", "-f", case_sensitive=False, help="Velocity family to generate."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option("--samples", "-n", min=1, help="Number of maps to generate.")
+    ] = None,
+    maps: Annotated[
+        Path | None,
+        typer.Option(
+            "--maps",
+            help="Forward-model these velocity maps instead of generating them: an OpenFWI "
+            "model folder, one modelK.npy / vmodelK.npy file, or a zip of them. Resumes: "
+            "a rerun skips the files already written.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="The same seed gives the same data.")] = 0,
     per_file: Annotated[int, typer.Option(min=1, help="Samples per dataK.npy file.")] = 500,
     batch: Annotated[int, typer.Option(min=1, help="Samples propagated together.")] = 16,
@@ -33,13 +45,26 @@ def simulate(
     threads: Threads = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace data already in --out.")] = False,
 ) -> None:
-    """Generate velocity maps and forward-model them with deepwave (contract geometry)."""
+    """Forward-model velocity maps with deepwave in the contract geometry (MISSION.md's:
+    5 shots, 70 receivers, 1000 steps of 1 ms): maps of a generated --family, or the
+    real maps given with --maps."""
     import torch
-
-    from shared.data.simulate import simulate_dataset
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    if maps is not None:
+        if family is not None or samples is not None:
+            raise typer.BadParameter(
+                "give either --maps or --family/--samples", param_hint="--maps"
+            )
+        _simulate_maps(maps, out, batch, device, threads)
+        return
+    if family is None or samples is None:
+        raise typer.BadParameter(
+            "needs --family and --samples (or --maps)", param_hint="--family/--samples"
+        )
+    from shared.data.simulate import simulate_dataset
+
     set_threads(threads)
     result = simulate_dataset(
         family.value,
@@ -56,6 +81,19 @@ def simulate(
         f"wrote {result.samples} {result.family} samples in {result.files} file(s) to {out} "
         f"({result.seconds:.1f} s, {rate:.1f} s per 100 samples); "
         f"velocity {result.v_min:.0f}-{result.v_max:.0f} m/s, |data| max {result.data_absmax:.3g}"
+    )
+
+
+def _simulate_maps(source: Path, out: Path, batch: int, device: str, threads: int) -> None:
+    from shared.data.simulate_maps import simulate_maps
+
+    set_threads(threads)
+    result = simulate_maps(source, out, batch=batch, device=device)
+    done = result.files - result.skipped
+    typer.echo(
+        f"wrote {done} file pair(s) to {out} ({result.skipped} already there), "
+        f"{result.maps} maps in all, velocity {result.v_min:.0f}-{result.v_max:.0f} m/s "
+        f"({result.seconds:.1f} s)"
     )
 
 
