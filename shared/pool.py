@@ -7,7 +7,8 @@ the true velocity of a demo sample id (``ShotPool.truth_for``) to score its maps
 
 On disk a pool is an OpenFWI-layout folder (``data/data1.npy``, ``model/model1.npy``,
 ``epic-dataset.json``; ``openfwi:`` can replay it), made once by the project's simulator and
-kept under ``cache_dir/<family>-seed<seed>-n<size>/``. The cache dir is the argument, else
+kept under ``cache_dir/<family>-g<generators version>-seed<seed>-n<size>/``. The cache dir
+is the argument, else
 ``$EPIC_CACHE/pool``, else ``~/.cache/epic/pool``.
 
 Five edges started at once must not simulate five times: the first takes an exclusive
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.data.errors import DataError
-from shared.physics.families import FAMILIES
+from shared.physics.families import FAMILIES, GENERATORS_VERSION
 
 __all__ = ["DEFAULT_SIZE", "ShotPool", "default_cache_dir", "parse_sample_id", "sample_id"]
 
@@ -68,7 +69,8 @@ class _Key:
 
     @property
     def name(self) -> str:
-        return f"{self.family}-seed{self.seed}-n{self.size}"
+        # The generators' version is in the name: a pool made by older generators is stale.
+        return f"{self.family}-g{GENERATORS_VERSION}-seed{self.seed}-n{self.size}"
 
 
 class ShotPool:

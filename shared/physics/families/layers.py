@@ -13,7 +13,16 @@ import numpy as np
 
 from shared.geometry import CONTRACT
 
-__all__ = ["Difficulty", "LayeredModel", "curved_interfaces", "flat_interfaces", "layer_velocities"]
+__all__ = [
+    "Difficulty",
+    "LayeredModel",
+    "curved_interfaces",
+    "flat_interfaces",
+    "fold",
+    "layer_velocities",
+    "regular_interfaces",
+    "stacked_interfaces",
+]
 
 
 @dataclass(frozen=True)
@@ -27,10 +36,20 @@ class Difficulty:
     bump_cells: tuple[float, float]  # amplitude range of interface bending
     bump_terms: int  # sines summed into one interface shape
     wavelength_cells: tuple[float, float]
+    # Regular layering (OpenFWI's Vel-A families): every layer but the first and the last
+    # equally thick, that thickness log-uniform in ``period``; the first within
+    # ``first_jitter`` cells of it. None: a random (Dirichlet) split of the rows instead.
+    period: tuple[float, float] | None = None
+    first_jitter: float = 7.0
 
 
-EASY = Difficulty((3, 5), 6, 200.0, 0.0, (3.0, 12.0), 1, (50.0, 160.0))
-HARD = Difficulty((4, 7), 4, 350.0, 0.25, (6.0, 20.0), 3, (25.0, 100.0))
+# A: measured on real FlatVel-A and CurveVel-A (docs/data.md, "Real and simulated
+# families"): 3-7 layers of one thickness per map (9-25 cells), velocities sorted uniform
+# draws that always rise, sometimes by a few m/s only; folds as high as 40 cells from
+# crest to trough with wavelengths of 20-40 cells, every interface folded alike.
+EASY = Difficulty((3, 7), 5, 0.0, 0.0, (4.0, 20.0), 2, (25.0, 60.0), (9.0, 25.0), 7.0)
+# B: thinner layers, bigger contrasts, slow layers under fast ones, tighter folds.
+HARD = Difficulty((5, 7), 4, 350.0, 0.25, (8.0, 26.0), 3, (12.0, 40.0))
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,48 @@ def flat_interfaces(
     return np.repeat(np.round(depths)[:, None], nx, axis=1).astype(np.float64)
 
 
+def regular_interfaces(
+    rng: np.random.Generator,
+    level: Difficulty,
+    below: float = 0.0,
+    nz: int = CONTRACT.nz,
+    nx: int = CONTRACT.nx,
+) -> np.ndarray:
+    """Horizontal interfaces one ``period`` apart (log-uniform per map, whole cells), the
+    first within ``first_jitter`` cells of that depth; as many as reach ``below`` cells under
+    the grid (folds lift deeper layers into view), at most ``level.layers[1] - 1``."""
+    if level.period is None:
+        raise ValueError("regular_interfaces needs a Difficulty with a period")
+    low, high = np.log(level.period[0]), np.log(level.period[1])
+    period = float(np.exp(rng.uniform(low, high)))
+    first = max(float(level.min_thickness), period + rng.uniform(-1, 1) * level.first_jitter)
+    depths: list[float] = []
+    depth = first
+    while len(depths) < level.layers[1] - 1 and (not depths or depths[-1] < nz + below):
+        depths.append(float(np.round(depth)))
+        depth += period
+    if len(depths) > level.layers[0] - 1 and depths[-1] >= nz + below:
+        depths.pop()  # past the folds' reach: no layer starts there
+    return np.repeat(np.asarray(depths)[:, None], nx, axis=1)
+
+
+def stacked_interfaces(
+    rng: np.random.Generator,
+    thickness: tuple[float, float],
+    nz: int = CONTRACT.nz,
+    nx: int = CONTRACT.nx,
+) -> np.ndarray:
+    """Layers stacked from the top, each ``thickness`` cells thick (uniform in the range,
+    fractional), until the grid is full; the last layer is what is left. Real FlatFault-A
+    maps are built like this: nearly all have four layers of 15-24 cells."""
+    depths = []
+    depth = rng.uniform(*thickness)
+    while depth < nz - 1:
+        depths.append(depth)
+        depth += rng.uniform(*thickness)
+    return np.repeat(np.asarray(depths, dtype=np.float64)[:, None], nx, axis=1)
+
+
 def bend(rng: np.random.Generator, level: Difficulty, nx: int = CONTRACT.nx) -> np.ndarray:
     """A smooth bump profile ``[nx]`` (cells), the sum of ``bump_terms`` random sines."""
     x = np.arange(nx, dtype=np.float64)
@@ -105,6 +166,22 @@ def bend(rng: np.random.Generator, level: Difficulty, nx: int = CONTRACT.nx) -> 
     return shape * rng.uniform(*level.bump_cells)
 
 
+def fold(rng: np.random.Generator, flat: np.ndarray, level: Difficulty) -> np.ndarray:
+    """Fold flat interfaces ``[k, nx]`` by one shared bump profile (as strata fold
+    together), each interface with its own small variation; interfaces never cross."""
+    nx = flat.shape[1]
+    common = bend(rng, level, nx)
+    curves = []
+    for depth in flat:
+        own = 0.15 * bend(rng, level, nx)
+        curves.append(depth + common * rng.uniform(0.8, 1.2) + own)
+    curves = np.asarray(curves)
+    # Keep order: each interface at least one cell under the one above.
+    for i in range(1, len(curves)):
+        curves[i] = np.maximum(curves[i], curves[i - 1] + 1.0)
+    return curves
+
+
 def curved_interfaces(
     rng: np.random.Generator,
     n_layers: int,
@@ -112,16 +189,5 @@ def curved_interfaces(
     nz: int = CONTRACT.nz,
     nx: int = CONTRACT.nx,
 ) -> np.ndarray:
-    """Flat interfaces folded by one shared bump profile (as strata fold together), each
-    interface with its own small variation; interfaces never cross."""
-    flat = flat_interfaces(rng, n_layers, level, nz, nx)
-    common = bend(rng, level, nx)
-    curves = []
-    for depth in flat:
-        own = 0.25 * bend(rng, level, nx)
-        curves.append(depth + common * rng.uniform(0.7, 1.3) + own)
-    curves = np.asarray(curves)
-    # Keep order: each interface at least one cell under the one above.
-    for i in range(1, len(curves)):
-        curves[i] = np.maximum(curves[i], curves[i - 1] + 1.0)
-    return curves
+    """``n_layers - 1`` flat interfaces (a Dirichlet split), folded."""
+    return fold(rng, flat_interfaces(rng, n_layers, level, nz, nx), level)

@@ -14,6 +14,7 @@ from edge.config import EdgeConfig
 from edge.connection import BrokerEndpoint
 from lab.bench.edge_group import run_group
 from shared.bundle import write_bundle
+from shared.physics.families import GENERATORS_VERSION
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def _tiny_pool(cache: Path) -> None:
     """A one-sample pool in ``ShotPool``'s cache layout: random waveforms, a flat map (the
     daemons only replay it; simulating one would cost seconds)."""
-    folder = cache / "flatfault-a-seed0-n1"
+    folder = cache / f"flatfault-a-g{GENERATORS_VERSION}-seed0-n1"
     (folder / "data").mkdir(parents=True)
     (folder / "model").mkdir()
     rng = np.random.default_rng(0)
