@@ -1,10 +1,12 @@
 """EPIC-Net's device encoder: what one edge device runs on its own receivers.
 
-Shots are input channels; time is downsampled early and hard (most of 1000 samples is
-redundant at 15 Hz) with time-only kernels, as InversionNet starts; then 3 x 3 kernels mix
-neighbouring receivers, and an adaptive pool makes a fixed grid of tokens, so the same
-encoder works for a block of 1 receiver or 35. The tokens end in tanh:
-bounded latents quantize to int8 with a fixed scale and lose almost nothing.
+Shots are input channels. Time is first decimated with an anti-aliasing low-pass
+(``decimate``: 1000 samples of 1 ms carry nothing above the 15 Hz wavelet's band,
+``shared.models.decimation``), then downsampled further with time-only kernels, as
+InversionNet starts; then 3 x 3 kernels mix neighbouring receivers, and an adaptive pool
+makes a fixed grid of tokens, so the same encoder works for a block of 1 receiver or 35.
+The tokens end in tanh: bounded latents quantize to int8 with a fixed scale and lose
+almost nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from shared.models.decimation import TimeDecimation
 from shared.models.layers import conv_bn_act
 
 __all__ = ["DeviceEncoder"]
@@ -27,9 +30,12 @@ class DeviceEncoder(nn.Module):
         time_stride: int,
         token_grid: tuple[int, int],
         d_model: int,
+        decimate: int = 1,
     ) -> None:
         super().__init__()
         c0, c1, c2, c3 = channels
+        # Outside ``features``, whose layer numbering checkpoints' weights follow.
+        self.decimation = TimeDecimation(decimate, shots)
         self.features = nn.Sequential(
             conv_bn_act(shots, c0, (7, 1), (time_stride, 1), (3, 0)),
             conv_bn_act(c0, c1, (3, 1), (2, 1)),
@@ -45,5 +51,5 @@ class DeviceEncoder(nn.Module):
         self.d_model = d_model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)  # [B, c3, tokens_t, tokens_x]
+        f = self.features(self.decimation(x))  # [B, c3, tokens_t, tokens_x]
         return torch.tanh(self.project(f.flatten(2).transpose(1, 2)))

@@ -30,7 +30,8 @@ class EpicNet(FWIModel):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "lite": {
             "enc_channels": (16, 32, 48, 64),
-            "time_stride": 4,
+            "decimate": 8,
+            "time_stride": 1,
             "token_grid": (4, 2),
             "d_model": 64,
             "heads": 4,
@@ -38,10 +39,12 @@ class EpicNet(FWIModel):
             "dec_channels": (96, 64, 48, 32, 16),
             "pos_dim": 16,
             "pos_grid": 20,
+            "attn_levels": 4,
         },
         "paper": {
             "enc_channels": (32, 64, 128, 256),
-            "time_stride": 2,
+            "decimate": 4,
+            "time_stride": 1,
             "token_grid": (8, 2),
             "d_model": 128,
             "heads": 8,
@@ -49,8 +52,13 @@ class EpicNet(FWIModel):
             "dec_channels": (256, 192, 128, 64, 32),
             "pos_dim": 32,
             "pos_grid": 35,
+            "attn_levels": 5,
         },
     }
+
+    # Checkpoints written before these options existed had no time decimation and
+    # cross-attention in every decoder block.
+    LEGACY: ClassVar[dict[str, Any]] = {"decimate": 1, "attn_levels": 5}
 
     def __init__(self, n_devices: int, preset: str = "lite", **kwargs: Any) -> None:
         super().__init__(n_devices, preset, **kwargs)
@@ -58,7 +66,12 @@ class EpicNet(FWIModel):
         d, shots = h["d_model"], self.geometry.n_shots
         self.encoders = nn.ModuleList(
             DeviceEncoder(
-                shots, tuple(h["enc_channels"]), h["time_stride"], tuple(h["token_grid"]), d
+                shots,
+                tuple(h["enc_channels"]),
+                h["time_stride"],
+                tuple(h["token_grid"]),
+                d,
+                h["decimate"],
             )
             for _ in range(n_devices)
         )
@@ -85,6 +98,9 @@ class EpicNet(FWIModel):
         self.blocks_up = nn.ModuleList()
         self.blocks_conv = nn.ModuleList()
         self.blocks_attn = nn.ModuleList()
+        # Cross-attention in the coarse ``attn_levels`` blocks only: a fine block has
+        # thousands of queries (4,900 at 70 x 70), and its cells mostly refine edges that
+        # the convolutions carry up from the coarse levels.
         for i, c in enumerate(chans):
             if i == 0:
                 self.blocks_up.append(nn.Identity())
@@ -100,7 +116,10 @@ class EpicNet(FWIModel):
             # of queries, and a full-width attention there would cost more than the rest.
             d_attn = min(d, max(16, 2 * c))
             heads = max(1, min(h["heads"], d_attn // 8))
-            self.blocks_attn.append(PositionalCrossAttention(c, d, pos, heads, d_attn))
+            if i < h["attn_levels"]:
+                self.blocks_attn.append(PositionalCrossAttention(c, d, pos, heads, d_attn))
+            else:
+                self.blocks_attn.append(None)
         self.head = nn.Conv2d(chans[-1], 1, 3, padding=1)
 
     # -- the edge's half ------------------------------------------------------------------
@@ -130,5 +149,7 @@ class EpicNet(FWIModel):
         pooled = (fused * keep).sum(dim=1) / keep.sum(dim=1)
         x = self.seed(pooled).reshape(b, -1, *self.sizes[0])
         for up, conv, attn in zip(self.blocks_up, self.blocks_conv, self.blocks_attn, strict=True):
-            x = attn(conv(up(x)), fused, missing)
+            x = conv(up(x))
+            if attn is not None:
+                x = attn(x, fused, missing)
         return torch.tanh(self.head(x))

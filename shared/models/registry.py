@@ -36,12 +36,16 @@ def build_model(name: str, preset: str = "lite", n_devices: int = 5, **kwargs: A
 
 
 def build_from_config(config: dict[str, Any]) -> FWIModel:
-    """A fresh model from ``FWIModel.config()`` (as a checkpoint stores it)."""
+    """A fresh model from ``FWIModel.config()`` (as a checkpoint stores it). Options a
+    model gained after the checkpoint was written take the values that rebuild the
+    architecture it was trained with (the class's ``LEGACY``), not today's preset."""
+    cls = model_class(config["model"])
+    hparams = {**getattr(cls, "LEGACY", {}), **config["hparams"]}
     return build_model(
         config["model"],
         config["preset"],
         config["n_devices"],
         geometry=Geometry.from_dict(config["geometry"]),
         normalization=Normalization.from_dict(config["normalization"]),
-        **config["hparams"],
+        **hparams,
     )

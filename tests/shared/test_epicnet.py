@@ -101,3 +101,23 @@ def test_unknown_options_are_named():
         build_model("epic", "lite", 5, colour="blue")
     with pytest.raises(ValueError, match="preset='huge'"):
         build_model("epic", "huge", 5)
+
+
+def test_attention_only_in_the_coarse_blocks(model):
+    levels = model.hparams["attn_levels"]
+    assert [a is not None for a in model.blocks_attn] == [i < levels for i in range(5)]
+    assert model.encoders[0].decimation.factor == model.hparams["decimate"]
+
+
+def test_a_checkpoint_from_before_decimation_rebuilds_its_own_architecture(tmp_path):
+    # Written before `decimate` and `attn_levels` existed: its hparams lack them.
+    old = build_model("epic", "lite", 5, decimate=1, attn_levels=5).eval()
+    save_checkpoint(tmp_path / "old.pt", old)
+    payload = torch.load(tmp_path / "old.pt", weights_only=True)
+    for key in ("decimate", "attn_levels"):
+        del payload["config"]["hparams"][key]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, _ = load_checkpoint(tmp_path / "old.pt")
+    assert (loaded.hparams["decimate"], loaded.hparams["attn_levels"]) == (1, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch(1)), old(batch(1)))
