@@ -21,6 +21,7 @@ from tqdm import tqdm
 from lab.errors import ConfigError
 from lab.evaluate import evaluate
 from lab.inference import resolve_device
+from lab.paper_figures import beside_the_paper
 from lab.splits import open_folders
 from shared.models.checkpoint import load_checkpoint
 
@@ -258,6 +259,7 @@ def format_markdown(report: dict[str, Any]) -> str:
     else:
         lines.append("No checkpoint has more than one device.")
     lines += _scalability(entries)
+    lines += beside_the_paper(folders, entries)
     lines += ["", "## Notes", ""]
     if seen_any:
         pairs = "; ".join(f"`{c}` on `{n}`" for c, n in seen_any)
