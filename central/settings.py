@@ -11,10 +11,11 @@ import math
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.broker_url import parse_broker_url
 
 __all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
 
@@ -22,30 +23,27 @@ MIN_TOKEN_CHARS = 16
 
 
 class BrokerAddress:
-    """``mqtt://HOST:PORT`` or ``mqtts://HOST:PORT``, split."""
+    """``mqtt://HOST:PORT`` or ``mqtts://HOST:PORT``, split (credentials in it, if any)."""
 
-    def __init__(self, host: str, port: int, tls: bool) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls: bool,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.host, self.port, self.tls = host, port, tls
+        self.username, self.password = username, password
 
     def __repr__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 def broker_address(url: str) -> BrokerAddress:
-    """Parse a broker URL; ``ValueError`` names what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"broker {url!r}: must start with mqtt:// or mqtts://")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"broker {url!r}: the port is not a number in 0-65535") from None
-    if not parts.hostname:
-        raise ValueError(f"broker {url!r}: no host")
-    if parts.path not in ("", "/"):
-        raise ValueError(f"broker {url!r}: a broker URL has no path")
-    tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
+    """Parse a broker URL as the edge does (``shared.broker_url``); ``ValueError`` says why."""
+    u = parse_broker_url(url)
+    return BrokerAddress(u.host, u.port, u.tls, u.username, u.password)
 
 
 class CentralSettings(BaseSettings):
@@ -99,8 +97,7 @@ class CentralSettings(BaseSettings):
             if len(token) < MIN_TOKEN_CHARS or token != token.strip() or len(set(token)) < 8:
                 raise ValueError(
                     f"the API token must be at least {MIN_TOKEN_CHARS} characters, no spaces "
-                    "around it and not a repeated pattern (python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(32))')"
+                    "around it and not a repeated pattern (make one: openssl rand -hex 32)"
                 )
         return value
 

@@ -1,9 +1,10 @@
 """Where the broker is and how to reach it: the URL, credentials, TLS, and retry pacing.
 
-``mqtt://HOST[:PORT]`` (1883 by default) or ``mqtts://HOST[:PORT]`` (TLS, 8883 by default).
-A CA file (``--tls-ca``) also switches TLS on, checked against that CA; ``mqtts://`` without
-one uses the system's CAs. Credentials come from options or the environment, never from
-the URL's log form (``BrokerEndpoint.display`` leaves the password out).
+``mqtt://HOST[:PORT]`` (1883 by default) or ``mqtts://HOST[:PORT]`` (TLS, 8883 by default),
+read by ``shared.broker_url`` as the centre reads it. A CA file (``--tls-ca``) also switches
+TLS on, checked against that CA; ``mqtts://`` without one uses the system's CAs. Credentials
+come from options or the environment, never from the URL's log form
+(``BrokerEndpoint.display`` leaves the password out).
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import random
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
+from shared.broker_url import parse_broker_url
 from shared.data.errors import DataError
 
 __all__ = ["Backoff", "BrokerEndpoint"]
-
-_SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
 
 
 @dataclass(frozen=True)
@@ -42,27 +41,19 @@ class BrokerEndpoint:
     ) -> BrokerEndpoint:
         """Read ``mqtt://HOST:PORT`` (or ``mqtts://``); a bad URL is one ``DataError``."""
         try:
-            parts = urlsplit(url)
-            port = parts.port
+            parsed = parse_broker_url(url)
         except ValueError as exc:
             # "--broker" names it: DataError's path would fold the URL's "//" into "/".
-            raise DataError("--broker", f"{url!r} is not a broker URL ({exc})") from exc
-        if parts.scheme not in _SCHEMES or not parts.hostname:
-            raise DataError(
-                "--broker", f"{url!r}: must look like mqtt://HOST:PORT or mqtts://HOST:PORT"
-            )
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise DataError("--broker", f"{url!r}: a broker URL takes no path, query or fragment")
-        default_port, tls = _SCHEMES[parts.scheme]
+            raise DataError("--broker", str(exc)) from None
         ca = Path(tls_ca) if tls_ca is not None else None
         if ca is not None and not ca.is_file():
             raise DataError(ca, "no such CA file")
         return cls(
-            host=parts.hostname,
-            port=port or default_port,
-            tls=tls or ca is not None,
-            username=username or (unquote(parts.username) if parts.username else None),
-            password=password or (unquote(parts.password) if parts.password else None),
+            host=parsed.host,
+            port=parsed.port,
+            tls=parsed.tls or ca is not None,
+            username=username or parsed.username,
+            password=password or parsed.password,
             tls_ca=ca,
         )
 

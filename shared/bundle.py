@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shared import torchfile
 from shared.data.errors import DataError
 from shared.envelope import ID_PATTERN
 from shared.manifest import BUNDLE_FORMAT, DeviceEntry, Manifest, load_manifest
@@ -166,11 +167,8 @@ def _plain(value: Any) -> Any:
 
 def _load_part(path: Path, fmt: str, manifest: Manifest) -> dict[str, Any]:
     if not path.is_file():
-        raise DataError(path, "missing from the bundle")
-    try:
-        part = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise DataError(path, f"not readable ({type(exc).__name__}: {exc})") from exc
+        raise DataError(path, "missing from the bundle (deploy it again with `epic deploy`)")
+    part = torchfile.load(path, "bundle file")
     if not isinstance(part, dict) or part.get("format") != fmt:
         raise DataError(path, f"not an {fmt} file")
     if part.get("model_hash") != manifest.model_hash:

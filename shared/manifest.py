@@ -63,9 +63,15 @@ class Manifest:
 
 
 def load_manifest(bundle: Path | str) -> Manifest:
-    path = Path(bundle) / "manifest.json"
+    bundle = Path(bundle)
+    # Named for what the user gave (the folder), not for the file we looked for inside it.
+    if not bundle.exists():
+        raise DataError(bundle, "no such folder (make a bundle with `epic deploy`)")
+    if not bundle.is_dir():
+        raise DataError(bundle, "not a folder; give the bundle folder `epic deploy` wrote")
+    path = bundle / "manifest.json"
     if not path.is_file():
-        raise DataError(path, "no manifest.json: not a deployment bundle (see `epic deploy`)")
+        raise DataError(bundle, "no manifest.json: not a deployment bundle (see `epic deploy`)")
     try:
         raw = json.loads(path.read_text())
         if raw.get("format") != BUNDLE_FORMAT:

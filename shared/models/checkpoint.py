@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from shared import torchfile
 from shared.data.errors import DataError
 from shared.models.base import FWIModel
 from shared.models.registry import build_from_config
@@ -46,17 +47,12 @@ def load_checkpoint(
 ) -> tuple[FWIModel, dict[str, Any]]:
     """Rebuild the model in eval mode; returns it and the checkpoint's ``meta``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    payload = torchfile.load(path, "checkpoint")  # weights only; a failure in a few words
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(path, "not an EPIC checkpoint")
     if payload.get("version") != VERSION:
         raise DataError(path, f"checkpoint version {payload.get('version')}, expected {VERSION}")
     model = build_from_config(payload["config"])
     model.load_state_dict(payload["state_dict"])
-    model.eval()
+    model.to(map_location).eval()
     return model, payload.get("meta", {})
