@@ -34,8 +34,9 @@ from central.schemas import (
     MapList,
     map_summary,
 )
+from central.starting import STARTING_RESPONSES, answer_starting
 from central.store import StoreUnavailable
-from central.view import CentralView
+from central.view import CentralView, ServiceStarting
 
 __all__ = ["create_app"]
 
@@ -55,6 +56,16 @@ Version = Annotated[
     Query(ge=1, le=2**31 - 1, description="a stored version; the newest when left out"),
 ]
 NOT_FOUND: dict[int | str, dict] = {404: {"description": "no such map (or no such version)"}}
+# Every map endpoint takes ?format=: these two answer json or npy, the list json only, the
+# picture png only; anything else is a 422 naming the choices (never silently ignored).
+MapFormat = Annotated[
+    Literal["json", "npy"],
+    Query(description="npy: the float32 nz x nx array in m/s, as numpy.save writes it"),
+]
+NPY_RESPONSE: dict[int | str, dict] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "JSON, or with "
+          "?format=npy the array"}
+}  # fmt: skip
 
 
 def _view(conn: HTTPConnection) -> CentralView:
@@ -62,7 +73,7 @@ def _view(conn: HTTPConnection) -> CentralView:
 
 
 View = Annotated[CentralView, Depends(_view)]
-router = APIRouter()
+router = APIRouter(responses=STARTING_RESPONSES)
 
 
 async def _find_map(view: CentralView, sample_id: str, version: int | None) -> MapDetail:
@@ -79,15 +90,15 @@ async def _find_map(view: CentralView, sample_id: str, version: int | None) -> M
 @router.get(
     "/api/maps/latest",
     response_model=MapDetail,
-    responses={404: {"description": "no map decoded yet"}},
+    responses={**NPY_RESPONSE, 404: {"description": "no map decoded yet"}},
     tags=["maps"],
 )
-async def latest_map(view: View) -> MapDetail:
+async def latest_map(view: View, format: MapFormat = "json") -> MapDetail | Response:
     """The newest decoded map, with its velocities in m/s."""
     detail = await view.latest_map()
     if detail is None:
         raise HTTPException(404, "no map decoded yet")
-    return detail
+    return detail if format == "json" else _npy(detail)
 
 
 # Before "/api/maps/{sample_id}", which would otherwise take "a.b.png" as an id.
@@ -101,7 +112,13 @@ async def latest_map(view: View) -> MapDetail:
     tags=["maps"],
 )
 async def map_png(
-    request: Request, view: View, sample_id: SampleId, version: Version = None
+    request: Request,
+    view: View,
+    sample_id: SampleId,
+    version: Version = None,
+    format: Annotated[
+        Literal["png"], Query(description="png only: the JSON and npy forms are at the id")
+    ] = "png",
 ) -> Response:
     """The map drawn with a perceptual colour map and a colour bar in m/s."""
     detail = await _find_map(view, sample_id, version)
@@ -115,22 +132,18 @@ async def map_png(
 @router.get(
     "/api/maps/{sample_id}",
     response_model=MapDetail,
-    responses={200: {"content": {"application/octet-stream": {}}}, **NOT_FOUND},
+    responses={**NPY_RESPONSE, **NOT_FOUND},
     tags=["maps"],
 )
 async def get_map(
-    view: View,
-    sample_id: SampleId,
-    version: Version = None,
-    format: Annotated[
-        Literal["json", "npy"],
-        Query(description="npy: the float32 nz x nx array in m/s, as numpy.save writes it"),
-    ] = "json",
+    view: View, sample_id: SampleId, version: Version = None, format: MapFormat = "json"
 ) -> MapDetail | Response:
     """One sample's map: its newest version unless ``version`` is given."""
     detail = await _find_map(view, sample_id, version)
-    if format == "json":
-        return detail
+    return detail if format == "json" else _npy(detail)
+
+
+def _npy(detail: MapDetail) -> Response:
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(detail.velocity, dtype=np.float32), allow_pickle=False)
     name = f"{detail.sample_id}_v{detail.version}.npy"
@@ -148,6 +161,13 @@ async def list_maps(
     before: Annotated[
         str | None, Query(pattern=ID_PATTERN, description="only maps stored before this sample")
     ] = None,
+    format: Annotated[
+        Literal["json"],
+        Query(
+            description="json only: the list carries no velocities; fetch a map's array "
+            "from /api/maps/{sample_id}?format=npy"
+        ),
+    ] = "json",
 ) -> MapList:
     """Recent maps without their velocities, newest first."""
     return MapList(maps=[map_summary(m) for m in await view.list_maps(limit, before)])
@@ -180,7 +200,8 @@ async def devices(view: View) -> DeviceList:
 
 @router.get("/api/health", response_model=Health, tags=["service"])
 async def health(view: View) -> Health:
-    """The service's own state: broker link, buffer depth, decode latency."""
+    """The service's own state: broker link, buffer depth, decode latency (503 with
+    ``"status": "starting"`` until the model is loaded and profiled)."""
     return view.health()
 
 
@@ -230,6 +251,7 @@ def create_app(
     app.state.live_clients = 0
     app.state.pictures = MapPictures(png_cache_size)
     app.include_router(router)
+    app.add_exception_handler(ServiceStarting, answer_starting)
     app.include_router(live_feed.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_offline_docs(app)

@@ -109,6 +109,50 @@ def test_npy_round_trips_the_float32_map(client: TestClient, stocked: FakeView) 
     np.testing.assert_array_equal(array, expected)
 
 
+def test_latest_npy_is_the_newest_map(client: TestClient, stocked: FakeView) -> None:
+    response = client.get("/api/maps/latest", params={"format": "npy"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert "line1.shot-003_v1.npy" in response.headers["content-disposition"]
+    array = np.load(io.BytesIO(response.content), allow_pickle=False)
+    expected = np.array(client.get("/api/maps/latest").json()["velocity"], np.float32)
+    np.testing.assert_array_equal(array, expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "choices"),
+    [
+        ("/api/maps/latest", "xyz", "'json' or 'npy'"),
+        ("/api/maps/line1.shot-001", "xyz", "'json' or 'npy'"),
+        ("/api/maps", "npy", "'json'"),
+        ("/api/maps", "xyz", "'json'"),
+        ("/api/maps/line1.shot-001.png", "npy", "'png'"),
+    ],
+)
+def test_every_map_endpoint_refuses_a_format_it_cannot_give(
+    client: TestClient, stocked: FakeView, path: str, fmt: str, choices: str
+) -> None:
+    response = client.get(path, params={"format": fmt})
+    assert response.status_code == 422, response.text
+    error = response.json()["detail"][0]
+    assert error["loc"] == ["query", "format"] and choices in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "media"),
+    [
+        ("/api/maps/latest", "json", "application/json"),
+        ("/api/maps", "json", "application/json"),
+        ("/api/maps/line1.shot-001.png", "png", "image/png"),
+    ],
+)
+def test_the_format_each_endpoint_gives_can_be_named(
+    client: TestClient, stocked: FakeView, path: str, fmt: str, media: str
+) -> None:
+    response = client.get(path, params={"format": fmt})
+    assert response.status_code == 200 and response.headers["content-type"] == media
+
+
 def test_png_of_an_id_with_dots_is_a_real_picture(client: TestClient, stocked: FakeView) -> None:
     response = client.get("/api/maps/line1.shot-002.png", params={"version": 1})
     assert response.status_code == 200
