@@ -17,7 +17,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from central.schemas import DeviceEvent, MapEvent, map_summary
-from central.view import CentralView
+from central.view import CentralView, ServiceStarting
 
 __all__ = ["router"]
 
@@ -29,6 +29,7 @@ WS_CLOSE_TIMEOUT_S = 2.0
 DROP_CLOSE = {
     "behind": (1013, "feed ended: client fell behind, or the centre is stopping; reconnect"),
     "stalled": (1008, "not reading the live feed; dropped"),
+    "starting": (1013, "the centre is starting; reconnect in a few seconds"),
 }
 FULL_CLOSE = (1013, "too many live clients; try again later")
 router = APIRouter()
@@ -114,6 +115,8 @@ async def _live(websocket: WebSocket, view: CentralView) -> None:
             reason = await _serve_feed(websocket, events)
     except (WebSocketDisconnect, WebSocketDisconnected):
         return
+    except ServiceStarting:
+        reason = "starting"
     if reason is not None:
         code, text = DROP_CLOSE[reason]
         try:

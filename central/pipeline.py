@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from central.assembler import Assembler, Outcome
-from central.decoder import DecodedMap, Decoder
 from central.devices import DeviceRegistry
 from central.events import EventHub
 from central.metrics import Metrics
@@ -31,6 +31,9 @@ from central.schemas import MapEvent
 from central.store import MapStore
 from central.summary import summary_of
 from central.validate import Arrival, Rejected
+
+if TYPE_CHECKING:  # torch: the service imports it off the event loop (central.service)
+    from central.decoder import DecodedMap, Decoder
 
 __all__ = ["Pipeline"]
 
@@ -153,6 +156,15 @@ class Pipeline:
             self.pending.forget(sample_id)  # decided: a restart must not decode it after all
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         self.metrics.dropped.labels(reason).inc()
+        missing = [d for d in self.assembler.devices if d not in devices]
+        if reason == "too-few-devices" and missing and all(map(self.registry.stopped, missing)):
+            # The devices it lacks were stopped on purpose (the end of a run, say): what
+            # they did not send is expected, not a fault to warn about. Still counted.
+            log.info(
+                "sample %s not decoded: %s stopped (devices in: %s)", sample_id,
+                ", ".join(missing), ", ".join(devices) or "none",
+            )  # fmt: skip
+            return
         self._warn.warning(
             f"drop-{reason}", "sample %s dropped (%s; devices in: %s)", sample_id, reason,
             ", ".join(devices) or "none",

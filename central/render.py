@@ -13,8 +13,6 @@ from collections import OrderedDict
 from functools import partial
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from central.schemas import MapDetail
 from shared.geometry import CONTRACT, Geometry
@@ -42,6 +40,11 @@ def render_map_png(detail: MapDetail, geometry: Geometry = CONTRACT) -> bytes:
     if detail.partial:
         missing = ", ".join(detail.devices_missing) or "?"
         title += f"  ·  PARTIAL (missing {missing})"
+    # matplotlib is imported at the first picture, not with the API: it costs the centre's
+    # start-up most of a second, before its port answers.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     with _RENDER_LOCK:
         fig = Figure(figsize=(6.4, 5.4), dpi=100, layout="constrained")
         FigureCanvasAgg(fig)

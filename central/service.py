@@ -1,30 +1,33 @@
 """The centre, wired: consumer -> assembler -> decoder -> store -> API, MQTT and live events.
 
-``async with CentralService(settings) as service:`` loads the bundle, opens the store,
-profiles the decoder, gives the assembler back the latents kept in the store's ``pending``
-table (samples open when the last run stopped or was killed), connects to the broker and
-serves the API; leaving the block (or ``stop()``) shuts down in order: stop reading the
-broker, let the latents read be written and acknowledged, let the decode in flight finish
-and its maps be stored, save device health, close the store, stop the HTTP server. Samples
-still open at the stop keep their latents in ``pending`` for the next start. The service is
-the API's ``CentralView``. What happens to each arrival is ``central.pipeline``; why a
-latent is acknowledged only once written, ``central.pending`` and ``central.consumer``.
+``async with CentralService(settings) as service:`` reads the bundle's manifest and serves
+the API first (a port in use is refused at once; until the model is ready the API answers
+503 "starting"), then loads the model, opens the store, profiles the decoder, gives the
+assembler back the latents kept in the store's ``pending`` table (samples open when the
+last run stopped or was killed) and connects to the broker; leaving the block (or
+``stop()``) shuts down in order: stop reading the broker, let the latents read be written
+and acknowledged, let the decode in flight finish and its maps be stored, save device
+health, close the store, stop the HTTP server. Samples still open at the stop keep their
+latents in ``pending`` for the next start. The service is the API's ``CentralView``. What
+happens to each arrival is ``central.pipeline``; why a latent is acknowledged only once
+written, ``central.pending`` and ``central.consumer``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Self
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Self
 
 from central.assembler import Assembler, Clock
 from central.consumer import Consumer
-from central.decoder import Decoder, DecoderRuntime
 from central.devices import DeviceRegistry
 from central.events import EventHub
 from central.metrics import Metrics
@@ -35,9 +38,13 @@ from central.settings import CentralSettings
 from central.store import MapStore
 from central.truth import Truth, open_truth
 from central.validate import Validator
+from central.view import ServiceStarting
 from central.webserver import HttpServer
-from shared.bundle import encoder_has_weights, load_central_model
 from shared.data.errors import DataError
+from shared.manifest import load_manifest
+
+if TYPE_CHECKING:
+    from central.decoder import Decoder
 
 __all__ = ["CentralService"]
 
@@ -50,11 +57,20 @@ STOP_ACK_S = 5.0  # for the latents read to be written and acknowledged at a sto
 
 class CentralService:
     def __init__(
-        self, settings: CentralSettings, truth: Truth | None = None, clock: Clock | None = None
+        self,
+        settings: CentralSettings,
+        truth: Truth | None = None,
+        clock: Clock | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
+        """``listener``: the API's socket, already listening (``central.listener.listen``);
+        None to bind ``settings.host:port`` at start."""
         self.settings = settings
         self._truth = truth
         self._clock = clock
+        self._listener = listener
+        self._stage = "reading the bundle"  # what start() is doing; None once ready
+        self._ready = False
         self.instruments = Metrics()
         self.metrics = self.instruments.registry
         self.hub = EventHub(on_drop=self.instruments.subscribers_dropped.inc)
@@ -79,14 +95,26 @@ class CentralService:
         await self.stop()
 
     async def start(self) -> None:
+        """Serve, then load: the API answers "starting" (503) until ``ready``."""
         s = self.settings
-        self.manifest, model = await asyncio.to_thread(load_central_model, s.bundle)
+        self.manifest = await asyncio.to_thread(load_manifest, s.bundle)
         self.deployment = self.manifest.deployment
-        ids = self.manifest.device_ids
         try:
-            min_devices = s.min_devices_for(len(ids))
+            min_devices = s.min_devices_for(len(self.manifest.devices))
         except ValueError as exc:
             raise DataError(s.bundle, str(exc)) from None
+        token = s.api_token.get_secret_value() if s.api_token else None
+        self.http = HttpServer(self, s.host, s.port, sock=self._listener, api_token=token,
+                               max_live_clients=s.max_live_clients)  # fmt: skip
+        await self.http.start()
+        if self.http.task is not None:
+            self.http.task.add_done_callback(self._task_done)
+        self._stage = "loading the model"
+        # torch and the model code are imported here, in a worker thread (seconds), so that
+        # the API already answers "starting" meanwhile.
+        bundle, decoding = await asyncio.to_thread(_import_model_code)
+        self.manifest, model = await asyncio.to_thread(bundle.load_central_model, s.bundle)
+        ids = self.manifest.device_ids
         if self._truth is None and s.truth:
             self._truth = await asyncio.to_thread(open_truth, s.truth, s.truth_pool_size,
                                                   s.truth_pool_seed)  # fmt: skip
@@ -95,13 +123,17 @@ class CentralService:
             offline_after_s=s.offline_after_s,
             on_change=self._device_changed,
         )
+        self._stage = "opening the store"
         self.store = MapStore(s.db_path(self.deployment), retention=s.retention)
         self.store.on_lost = self.instruments.maps_lost.inc
         await self.store.open()
         self.registry.restore(await self.store.load_devices())
         self.registry.dirty = False
-        self.decoder = Decoder(DecoderRuntime(model, ids, self._truth), threads=s.threads)
+        self._stage = "profiling the decoder"
+        runtime = decoding.DecoderRuntime(model, ids, self._truth)
+        self.decoder: Decoder = decoding.Decoder(runtime, threads=s.threads)
         await self.decoder.start()
+        self._stage = "restoring the latents kept at the last stop"
         self.assembler = Assembler(
             ids, min_devices, s.deadline_ms, t_dec_ms=self.decoder.p95_ms, clock=self._clock,
             clock_mode=s.clock, max_open=s.max_open_samples,
@@ -127,7 +159,7 @@ class CentralService:
             batch_max=s.decode_batch_max,
         )  # fmt: skip
         self.pipeline.pending = self.pending
-        raw_ok = not any(encoder_has_weights(model, i) for i in range(model.n_devices))
+        raw_ok = not any(bundle.encoder_has_weights(model, i) for i in range(model.n_devices))
         validator = Validator(self.manifest, raw_ok, s.max_envelope_bytes)
         if self.pending is not None and await reload(self.pending, validator, self.assembler):
             self.pipeline.ready.set()  # a sample complete at the kill decodes now
@@ -135,8 +167,8 @@ class CentralService:
             s.address, validator, self.pipeline.inbox,
             on_report=self.registry.report, on_reject=self.pipeline.on_reject,
             on_message=lambda kind: self.instruments.messages.labels(kind).inc(),
-            client_id=s.client_id, username=s.username,
-            password=s.password.get_secret_value() if s.password else None,
+            client_id=s.client_id, username=s.username or s.address.username,
+            password=s.password.get_secret_value() if s.password else s.address.password,
             tls_ca=str(s.tls_ca) if s.tls_ca else None, pending=self.pending,
         )  # fmt: skip
         self.pipeline.publish = self.consumer.publish
@@ -150,13 +182,17 @@ class CentralService:
             ("tick", self._tick()),
         ):
             self._spawn(name, coro)
-        token = s.api_token.get_secret_value() if s.api_token else None
-        self.http = HttpServer(self, s.host, s.port, api_token=token,
-                               max_live_clients=s.max_live_clients)  # fmt: skip
-        await self.http.start()
-        if self.http.task is not None:
-            self.http.task.add_done_callback(self._task_done)
         self._started = time.monotonic()
+        self._ready, self._stage = True, "ready"
+
+    @property
+    def ready(self) -> bool:
+        """Model loaded and profiled, store open, broker client running."""
+        return self._ready
+
+    def _require_ready(self) -> None:
+        if not self._ready:
+            raise ServiceStarting(self._stage)
 
     def _spawn(self, name: str, coro: object) -> None:
         task = asyncio.create_task(coro, name=f"central-{name}")  # type: ignore[arg-type]
@@ -211,6 +247,8 @@ class CentralService:
         self.hub.close()  # ends live clients' iterators, so the HTTP server can stop
         if hasattr(self, "http"):
             await self.http.stop()
+        if self._listener is not None:
+            self._listener.close()  # already closed by uvicorn, unless it never served
         if hasattr(self, "decoder"):
             await self.decoder.close()
         if hasattr(self, "store"):
@@ -232,24 +270,30 @@ class CentralService:
 
     # -- CentralView ----------------------------------------------------------------------
     async def latest_map(self) -> MapDetail | None:
+        self._require_ready()
         return await self.store.latest()
 
     async def get_map(self, sample_id: str, version: int | None = None) -> MapDetail | None:
+        self._require_ready()
         return await self.store.get(sample_id, version)
 
     async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
+        self._require_ready()
         return await self.store.list(limit, before)
 
     async def delete_map(self, sample_id: str) -> int:
+        self._require_ready()
         deleted = await self.store.delete(sample_id)
         if deleted:
             log.warning("map of %s deleted through the API (%d versions)", sample_id, deleted)
         return deleted
 
     def devices(self) -> list[DeviceHealth]:
+        self._require_ready()
         return self.registry.snapshot()
 
     def health(self) -> Health:
+        self._require_ready()
         d, a = self.decoder, self.assembler
         connected = self.consumer.connected.is_set()
         return Health(
@@ -279,6 +323,11 @@ class CentralService:
 
     def subscribe(self) -> AbstractAsyncContextManager[AsyncIterator[dict]]:
         return self.hub.subscribe()
+
+
+def _import_model_code() -> tuple[ModuleType, ModuleType]:
+    """``shared.bundle`` and ``central.decoder``: the modules that import torch."""
+    return importlib.import_module("shared.bundle"), importlib.import_module("central.decoder")
 
 
 async def _cancel(task: asyncio.Task[None] | None, wait_s: float = 10.0) -> None:

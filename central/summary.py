@@ -3,8 +3,12 @@ and the live feed carry, and what the REST list returns."""
 
 from __future__ import annotations
 
-from central.decoder import DecodedMap
+from typing import TYPE_CHECKING
+
 from central.schemas import MapSummary, MapTimings
+
+if TYPE_CHECKING:  # torch: kept off the centre's start-up path (central.service)
+    from central.decoder import DecodedMap
 
 __all__ = ["summary_of"]
 

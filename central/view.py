@@ -2,8 +2,8 @@
 (FastAPI routes, the page) and the service core (consumer, assembler, decoder, store).
 
 The API never touches the database, the broker or the model directly; it asks a
-``CentralView``. The service implements it; a unit test of the routes may implement it
-with plain data.
+``CentralView``, which may answer ``ServiceStarting`` while the service starts. The service
+implements it; a unit test of the routes may implement it with plain data.
 """
 
 from __future__ import annotations
@@ -15,6 +15,15 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 
 from central.schemas import DeviceHealth, Health, MapDetail, MapSummary
+
+
+class ServiceStarting(Exception):
+    """Raised by a view asked for what it does not have yet: the service is still starting
+    (loading the model, profiling the decoder). The API answers 503 with ``stage``."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
 
 
 class CentralView(Protocol):

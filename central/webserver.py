@@ -1,7 +1,8 @@
 """Serving the API (``central.api.create_app``) with uvicorn on the service's own loop.
 
-The socket is bound here, before uvicorn starts, so a port in use is one clear error at
-start-up (uvicorn would ``sys.exit`` from inside a task) and port 0 tells its real port.
+The socket is bound before uvicorn starts (``central.listener``, by ``epic central`` before it
+even imports the model code), so a port in use is one clear error at once (uvicorn would
+``sys.exit`` from inside a task) and port 0 tells its real port.
 Signals belong to the service, not to uvicorn: see ``_Server.capture_signals``.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from central.listener import listen
 from central.view import CentralView
 from shared.data.errors import DataError
 
@@ -32,9 +34,19 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, view: CentralView, host: str, port: int, **app_options: object) -> None:
+    def __init__(
+        self,
+        view: CentralView,
+        host: str,
+        port: int,
+        sock: socket.socket | None = None,
+        **app_options: object,
+    ) -> None:
+        """``sock``: a socket already listening (``central.listener.listen``), or None to
+        bind ``host:port`` here."""
         self.view, self.host, self.requested_port = view, host, port
         self.app_options = app_options  # create_app's: api_token, max_live_clients
+        self._sock = sock
         self.port: int | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -46,21 +58,10 @@ class HttpServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def bind(self) -> socket.socket:
-        try:
-            family = socket.getaddrinfo(self.host, self.requested_port)[0][0]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.requested_port))
-        except OSError as exc:
-            raise DataError(f"{self.host}:{self.requested_port}", f"cannot listen ({exc})") from exc
-        sock.set_inheritable(True)
-        return sock
-
     async def start(self) -> None:
-        from central.api import create_app  # FastAPI and matplotlib: only when serving
+        from central.api import create_app  # FastAPI: only when serving
 
-        sock = self.bind()
+        sock = self._sock or listen(self.host, self.requested_port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.view, **self.app_options),  # type: ignore[arg-type]

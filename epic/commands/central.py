@@ -1,93 +1,131 @@
 """``epic central``: the central service (assembler, decoder, store, REST/WebSocket API).
 
 Every option can also come from the environment as ``EPIC_CENTRAL_<OPTION>`` (the password
-best of all: ``EPIC_CENTRAL_PASSWORD``); an option given here wins.
+best of all: ``EPIC_CENTRAL_PASSWORD``); an option given here wins. The defaults shown in the
+help are ``CentralSettings``' own, the one place they are set.
+
+Start-up order: the arguments and the bundle's manifest are checked, the API's port is
+bound (a port in use is refused in well under a second), and only then is the model code
+imported, the model loaded and the decoder profiled, while the API answers "starting".
 """
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-_Opt = typer.Option
+from central.settings import CentralSettings
+
+
+class Clock(enum.StrEnum):
+    arrival = "arrival"
+    synced = "synced"
+
+
+# CentralSettings' defaults, shown in the help as they are; an option counts as given only
+# when it is on the command line, so that EPIC_CENTRAL_* fills the others.
+_D = {name: field.default for name, field in CentralSettings.model_fields.items()}
+CLOCK_DEFAULT = Clock(_D["clock"])
+
+
+def _opt(help: str, shown: str | None = None, **kw: Any) -> Any:
+    """An option; ``shown`` describes a default that is not a plain value."""
+    return typer.Option(help=help, show_default=shown if shown is not None else True, **kw)
 
 
 def central(
-    bundle: Annotated[Path | None, _Opt(help="Deployment bundle folder (epic deploy).")] = None,
-    broker: Annotated[
-        str | None,
-        _Opt(help="mqtt://HOST:PORT or mqtts://HOST:PORT (default mqtt://127.0.0.1:1883)."),
-    ] = None,
-    username: Annotated[str | None, _Opt(help="Broker user.")] = None,
-    password: Annotated[
-        str | None, _Opt(help="Broker password; prefer EPIC_CENTRAL_PASSWORD.")
-    ] = None,
-    tls_ca: Annotated[Path | None, _Opt(help="CA certificate for mqtts://.")] = None,
-    deadline_ms: Annotated[
-        float | None, _Opt(help="T: time budget per sample (default 2000).")
-    ] = None,
-    min_devices: Annotated[
-        int | None, _Opt(help="Fewest devices to decode at the deadline (default a majority).")
-    ] = None,
-    clock: Annotated[
-        str | None, _Opt(help="Deadline from the first 'arrival' or the 'synced' shot time.")
-    ] = None,
-    db: Annotated[
+    ctx: typer.Context,
+    bundle: Annotated[
         Path | None,
-        _Opt(
-            help="SQLite file (default epic-central-<deployment>.sqlite); ':memory:' keeps "
-            "nothing, and then latents are acknowledged on receipt, not once stored."
+        _opt(
+            "Deployment bundle folder (epic deploy); required, here or as EPIC_CENTRAL_BUNDLE.",
+            file_okay=False,
         ),
     ] = None,
-    host: Annotated[str | None, _Opt(help="Web/API address (default 127.0.0.1).")] = None,
-    port: Annotated[
-        int | None, _Opt(help="Web/API port, 0 for any free one (default 8000).")
+    broker: Annotated[str, _opt("mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS.")] = _D["broker"],
+    username: Annotated[str | None, _opt("Broker user.")] = None,
+    password: Annotated[str | None, _opt("Broker password; better EPIC_CENTRAL_PASSWORD.")] = None,
+    tls_ca: Annotated[Path | None, _opt("CA certificate for mqtts://.", dir_okay=False)] = None,
+    deadline_ms: Annotated[float, _opt("T: time budget per sample, ms.")] = _D["deadline_ms"],
+    min_devices: Annotated[
+        int | None, _opt("Fewest devices to decode at the deadline.", "a majority")
     ] = None,
-    retention: Annotated[int | None, _Opt(help="Maps kept, newest (default 10000).")] = None,
-    max_open_samples: Annotated[
-        int | None, _Opt(help="Samples waiting at most; the oldest is evicted (default 256).")
+    clock: Annotated[
+        Clock,
+        _opt(
+            "Count the deadline from a sample's first arrival here, or from the shot time "
+            "the edges stamp (synced clocks)."
+        ),
+    ] = CLOCK_DEFAULT,
+    db: Annotated[
+        Path | None,
+        _opt(
+            "SQLite file; ':memory:' keeps nothing, and then latents are acknowledged on "
+            "receipt, not once stored.",
+            "epic-central-<deployment>.sqlite",
+            dir_okay=False,
+        ),
     ] = None,
+    host: Annotated[str, _opt("Web/API address.")] = _D["host"],
+    port: Annotated[int, _opt("Web/API port, 0 for any free one.")] = _D["port"],
+    retention: Annotated[int, _opt("Maps kept, newest.")] = _D["retention"],
+    max_open_samples: Annotated[int, _opt("Samples waiting at most; the oldest is evicted.")] = _D[
+        "max_open_samples"
+    ],
     refine_window_s: Annotated[
-        float | None, _Opt(help="Late latents re-decode a map this long after it (default 60).")
-    ] = None,
-    max_envelope_bytes: Annotated[int | None, _Opt(help="Largest message accepted.")] = None,
-    decode_batch_max: Annotated[
-        int | None, _Opt(help="Samples decoded together at most (default 16).")
-    ] = None,
-    threads: Annotated[
-        int | None, _Opt(help="Torch CPU threads, 0 for all cores (default 0).")
-    ] = None,
-    offline_after_s: Annotated[
-        float | None, _Opt(help="A silent device is shown late after this (default 15).")
-    ] = None,
+        float, _opt("Late latents re-decode a map this long after, s.")
+    ] = _D["refine_window_s"],
+    max_envelope_bytes: Annotated[int, _opt("Largest message accepted, bytes.")] = _D[
+        "max_envelope_bytes"
+    ],
+    decode_batch_max: Annotated[int, _opt("Samples decoded together at most.")] = _D[
+        "decode_batch_max"
+    ],
+    threads: Annotated[int, _opt("Torch CPU threads, 0 for all cores.")] = _D["threads"],
+    offline_after_s: Annotated[float, _opt("A silent device is shown late after this, s.")] = _D[
+        "offline_after_s"
+    ],
     truth: Annotated[
-        str | None,
-        _Opt(help="Score maps against the simulator's truth (sim:FAMILY, as the edges' source)."),
+        str | None, _opt("Score maps against the simulator's truth: sim:FAMILY, as the edges.")
     ] = None,
-    truth_pool_size: Annotated[int | None, _Opt(help="The sim edges' pool size.")] = None,
-    truth_pool_seed: Annotated[int | None, _Opt(help="The sim edges' pool seed.")] = None,
+    truth_pool_size: Annotated[
+        int | None, _opt("The sim edges' pool size.", "32, as the edges'")
+    ] = None,
+    truth_pool_seed: Annotated[int, _opt("The sim edges' pool seed.")] = _D["truth_pool_seed"],
     api_token: Annotated[
         str | None,
-        _Opt(help="Bearer token allowing DELETE /api/maps/{id}; prefer EPIC_CENTRAL_API_TOKEN."),
+        _opt(
+            "Bearer token allowing DELETE /api/maps/{id}; better EPIC_CENTRAL_API_TOKEN.",
+            "none: deleting is off",
+        ),
     ] = None,
-    max_live_clients: Annotated[
-        int | None, _Opt(help="Live monitor clients at once (default 32); more are refused.")
-    ] = None,
-    verbose: Annotated[bool, _Opt("--verbose", "-v", help="Log at INFO.")] = False,
+    max_live_clients: Annotated[int, _opt("Live monitor clients at once; more are refused.")] = _D[
+        "max_live_clients"
+    ],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
 ) -> None:
     """Assemble the edges' latents, decode velocity maps on deadline, store and serve them."""
-    given = {k: v for k, v in locals().items() if v is not None and k != "verbose"}
+    values = {k: v for k, v in locals().items() if k not in ("ctx", "verbose")}
+    given = {
+        k: v.value if isinstance(v, enum.Enum) else v
+        for k, v in values.items()
+        if _from_command_line(ctx, k)
+    }
     from pydantic import ValidationError
-
-    from central.settings import CentralSettings
 
     try:
         settings = CentralSettings(**given)
     except ValidationError as exc:
         raise typer.BadParameter(_one_line(exc)) from None
     _run(settings, verbose)
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _one_line(exc: object) -> str:
@@ -105,17 +143,23 @@ def _one_line(exc: object) -> str:
     return "; ".join(parts)
 
 
-def _run(settings: object, verbose: bool) -> None:
+def _run(settings: CentralSettings, verbose: bool) -> None:
+    from central.listener import listen, url_of
+    from shared.manifest import load_manifest
+
+    load_manifest(settings.bundle)  # a wrong folder is refused before anything listens
+    sock = listen(settings.host, settings.port)
+    typer.echo(f"epic central: listening on {url_of(sock)}; loading the model")
+
     import asyncio
     import logging
     import signal
-
-    from central.service import CentralService
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from central.service import CentralService
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -123,7 +167,11 @@ def _run(settings: object, verbose: bool) -> None:
         # The handlers only set a flag; shutdown runs in the main flow (uvicorn's pattern).
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with CentralService(settings) as service:  # type: ignore[arg-type]
+        service = CentralService(settings, listener=sock)
+        failed = False
+        try:
+            if not await _first(service.start(), stop.wait()):
+                return  # stopped while starting: the `finally` cleans up what started
             m = service.manifest
             typer.echo(
                 f"epic central: deployment {m.deployment!r}, {m.model} ({m.preset}), "
@@ -132,13 +180,33 @@ def _run(settings: object, verbose: bool) -> None:
                 f"store {service.store.path}"
             )
             typer.echo(f"epic central: monitor at {service.http.url}")
-            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.wait_failed())]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for task in waits:
-                task.cancel()
+            await _first(stop.wait(), service.wait_failed())
             failed = not stop.is_set()
+        finally:
             typer.echo("epic central: stopping")
+            await service.stop()
         if failed:
             raise SystemExit(1)
 
     asyncio.run(main())
+
+
+async def _first(wanted: Any, other: Any) -> bool:
+    """Run both; when one ends, cancel the other. True if ``wanted`` ended (its error, if
+    it failed, is raised)."""
+    import asyncio
+    import contextlib
+
+    tasks = [asyncio.ensure_future(wanted), asyncio.ensure_future(other)]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if tasks[0].cancelled():
+        return False
+    tasks[0].result()
+    return True

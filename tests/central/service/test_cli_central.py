@@ -30,9 +30,9 @@ def epic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     ("args", "says"),
     [
         (["--broker", "mqtt://127.0.0.1:1"], "--bundle is required"),
-        (["--bundle", "/no/such/bundle"], "not a deployment bundle"),
-        (["--bundle", "B", "--broker", "http://host:1"], "must start with mqtt://"),
-        (["--bundle", "B", "--clock", "sometimes"], "'arrival' or 'synced'"),
+        (["--bundle", "/no/such/bundle"], "/no/such/bundle: no such folder"),
+        (["--bundle", "B", "--broker", "http://host:1"], "is not a broker URL"),
+        (["--bundle", "B", "--clock", "sometimes"], "not one of 'arrival', 'synced'"),
         (["--bundle", "B", "--deadline-ms", "0"], "--deadline-ms: Input should be greater than 0"),
         (["--bundle", "B", "--port", "70000"], "--port"),
         (["--bundle", "B", "--tls-ca", "/no/ca.pem"], "no such file"),

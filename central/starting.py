@@ -1,0 +1,34 @@
+"""What the API answers while the centre starts: its port is served from the first second
+(``central.listener``), but the model takes a few more to load and profile. Until then every
+route that needs the service answers 503 with the stage, and ``Retry-After``."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+from central.view import ServiceStarting
+
+__all__ = ["RETRY_AFTER_S", "STARTING_RESPONSES", "answer_starting"]
+
+RETRY_AFTER_S = 2
+STARTING_RESPONSES: dict[int | str, dict] = {
+    503: {
+        "description": 'the centre is starting: {"status": "starting", "stage": ..., '
+        '"detail": ...}; Retry-After says when to ask again'
+    }
+}
+
+
+async def answer_starting(request: Request, exc: Exception) -> JSONResponse:
+    """The exception handler for ``ServiceStarting``."""
+    stage = exc.stage if isinstance(exc, ServiceStarting) else "starting"
+    return JSONResponse(
+        {
+            "status": "starting",
+            "stage": stage,
+            "detail": f"the centre is starting ({stage}); try again in a few seconds",
+        },
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
