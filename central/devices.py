@@ -34,6 +34,7 @@ class _Device:
     id: str
     receivers: list[int] | None = None
     status: Status = "unknown"
+    stopped: bool = False  # offline because it said goodbye ("reason": "shutdown")
     late: bool = False
     last_seen_ns: int | None = None
     last_activity: float | None = None  # monotonic; not kept across restarts
@@ -125,6 +126,7 @@ class DeviceRegistry:
             device.last_activity = self.clock()
         before = (device.status, device.late)
         device.status, device.late = status, False
+        device.stopped = status == "offline" and (payload or {}).get("reason") == "shutdown"
         self.dirty = True
         if (device.status, device.late) != before:
             self._changed(device)
@@ -175,6 +177,11 @@ class DeviceRegistry:
             arrival_delay_ms_p95=None if delays is None else float(np.percentile(delays, 95)),
             heartbeat=d.heartbeat,
         )
+
+    def stopped(self, device_id: str) -> bool:
+        """Whether the device is offline because it was stopped (not lost, not late)."""
+        device = self._devices.get(device_id)
+        return device is not None and device.stopped
 
     def snapshot(self) -> list[DeviceHealth]:
         """Manifest devices first, in order, then the others in the order they spoke."""

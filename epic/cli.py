@@ -9,11 +9,15 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.main
 
 from epic import __version__
 from epic.commands import bench, broker, data, demo, deploy, edge, evaluate, report, train
 from epic.commands import central as central_command
+from epic.helptext import tidy
+from epic.parentwatch import watch_supervisor
 from shared.data.errors import DataError
+from shared.torchfile import reworded
 
 app = typer.Typer(
     name="epic",
@@ -21,17 +25,36 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: it rewraps docstrings to the terminal and keeps defaults whole at
+    # 80 columns, where rich's boxes cut them off (epic.helptext tidies the value labels).
+    rich_markup_mode=None,
 )
-app.add_typer(data.app, name="data")
-app.command("demo")(demo.demo)
-app.command("train")(train.train)
-app.command("eval")(evaluate.evaluate)
-app.command("report")(report.report)
-app.command("deploy")(deploy.deploy)
-app.command("central")(central_command.central)
-app.command("edge")(edge.edge)
-app.command("bench")(bench.bench)
-app.add_typer(broker.app, name="broker")
+# The command list shows these; one line each at 80 columns (click would cut a long first
+# sentence with "...").
+app.add_typer(data.app, name="data", short_help="Make, inspect and picture OpenFWI datasets.")
+app.command("demo", short_help="Run broker, centre and edges here; open the live monitor.")(
+    demo.demo
+)
+app.command("train", short_help="Train a model on OpenFWI-layout folders.")(train.train)
+app.command("eval", short_help="Score a checkpoint, optionally with devices gone.")(
+    evaluate.evaluate
+)
+app.command("report", short_help="Score checkpoints per family; write Markdown tables.")(
+    report.report
+)
+app.command("deploy", short_help="Split a checkpoint into a bundle for edges and centre.")(
+    deploy.deploy
+)
+app.command("central", short_help="Run the centre: assemble, decode, store, serve maps.")(
+    central_command.central
+)
+app.command("edge", short_help="Run one field device: encode and publish its latents.")(edge.edge)
+app.command("bench", short_help="Compare EPIC with the centralized baseline, end to end.")(
+    bench.bench
+)
+app.add_typer(
+    broker.app, name="broker", short_help="Run the embedded MQTT broker; make credentials."
+)
 
 
 def _version(value: bool) -> None:
@@ -57,10 +80,12 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    watch_supervisor()  # a part of `epic demo` ends with it, however it ends
     try:
-        code = app(args=argv, prog_name="epic", standalone_mode=False)
+        command = tidy(typer.main.get_command(app))
+        code = command.main(args=argv, prog_name="epic", standalone_mode=False)
     except DataError as exc:
-        _fail(str(exc))
+        _fail(reworded(exc))
     except (typer.Abort, KeyboardInterrupt):
         print("epic: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -70,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         # Usage errors of typer's (vendored, unexported) click carry exit_code 2 and a
         # format_message(): print them as one line instead of a usage banner and a box.
         if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):
+            # click's "Invalid value: " (a check with no one option to name) and pydantic's
+            # "Value error, " say nothing the message does not.
             message = exc.format_message().replace("Value error, ", "")
+            message = message.removeprefix("Invalid value: ")
             if not message:  # a bare group: its help is already printed
                 sys.exit(2)
             ctx = getattr(exc, "ctx", None)

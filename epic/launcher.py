@@ -2,7 +2,13 @@
 
 Used by ``epic demo`` and the benchmark harness: each part (broker, centre, edges) is an
 ``epic`` sub-command in its own process group with its log in a file, so one can be killed
-(a device dying) without touching the others, and Ctrl-C stops them all in order.
+(a device dying) without touching the others, and Ctrl-C stops them all in order: the parts
+of a group (the edges) together, the groups in the reverse order of their start. A part
+whose supervisor is killed outright stops by itself (``epic.parentwatch``).
+
+Logs: ``LOGS/<part>.log`` is this run's; each start moves the last ``KEEP_LOGS`` runs' to
+``<part>.log.1`` (newest) ... ``.log.N``, and ``Supervisor.trim_logs`` does the same to a log
+that outgrows its bound during a long run, so a demo's logs never grow without bound.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Child", "LaunchError", "Supervisor", "free_port", "get_json", "port_in_use"]
+from epic.parentwatch import ENV
+
+__all__ = [
+    "Child",
+    "LaunchError",
+    "Supervisor",
+    "free_port",
+    "get_json",
+    "port_in_use",
+    "rotate_log",
+]
+
+KEEP_LOGS = 3  # earlier runs' logs kept beside this run's
+MAX_LOG_BYTES = 20 * 1024 * 1024  # a log bigger than this is rotated during a run
 
 
 class LaunchError(RuntimeError):
@@ -53,19 +73,48 @@ def get_json(url: str, timeout: float = 2.0) -> Any:
         return None
 
 
+def rotate_log(path: Path, keep: int = KEEP_LOGS, truncate: bool = False) -> None:
+    """``path`` -> ``path.1`` -> ... -> ``path.<keep>`` (the oldest dropped).
+
+    ``truncate``: copy, then empty ``path`` in place (logrotate's copytruncate) for a log a
+    running part still appends to; a line written between the two steps is lost.
+    """
+    if not path.exists():
+        return
+    older = [path.with_name(f"{path.name}.{k}") for k in range(1, keep + 1)]
+    older[-1].unlink(missing_ok=True)
+    for k in range(keep - 1, 0, -1):
+        if older[k - 1].exists():
+            older[k - 1].replace(older[k])
+    if truncate:
+        shutil.copyfile(path, older[0])
+        with path.open("r+b") as log:
+            log.truncate(0)
+    else:
+        path.replace(older[0])
+
+
 @dataclass
 class Child:
     name: str
     argv: list[str]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    group: str | None = None  # parts of one group are stopped together
     process: subprocess.Popen | None = None
     _log_file: IO[bytes] | None = None
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        rotate_log(self.log)
+        # Append mode: trim_logs may empty the file under the running part.
         self._log_file = self.log.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            ENV: str(os.getpid()),  # the part stops if this process dies (epic.parentwatch)
+            **self.env,
+        }
         # Own session: Ctrl-C in the terminal reaches the supervisor only, which then stops
         # the parts in order instead of all of them dying at once.
         self.process = subprocess.Popen(
@@ -89,9 +138,13 @@ class Child:
 
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace_s``; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        return self.wait_stopped(grace_s)
+
+    def wait_stopped(self, grace_s: float = 10.0) -> int | None:
+        """Wait for the exit after a SIGTERM; SIGKILL after ``grace_s``."""
         if self.process is None:
             return None
-        self.signal(signal.SIGTERM)
         try:
             self.process.wait(grace_s)
         except subprocess.TimeoutExpired:
@@ -121,8 +174,11 @@ class Supervisor:
         self.logs = logs
         self.children: list[Child] = []
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
-        child = Child(name, epic_argv(*args), self.logs / f"{name}.log", env or {})
+    def start(
+        self, name: str, *args: str, env: dict[str, str] | None = None, group: str | None = None
+    ) -> Child:
+        """``epic ARGS`` as part ``name``; ``group``: stopped together with its group."""
+        child = Child(name, epic_argv(*args), self.logs / f"{name}.log", env or {}, group)
         child.start()
         self.children.append(child)
         return child
@@ -132,9 +188,10 @@ class Supervisor:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not child.alive:
+                # The first line is the one-line error; the log's tail follows for a human.
                 raise LaunchError(
                     f"{child.name} exited (code {child.process.returncode}) before {what}; "
-                    f"log {child.log}:\n{child.tail()}"
+                    f"see its log, {child.log}\n{child.tail()}"
                 )
             if ready():
                 return
@@ -155,5 +212,29 @@ class Supervisor:
         return [c for c in self.children if not c.alive]
 
     def stop_all(self, grace_s: float = 10.0) -> None:
-        for child in reversed(self.children):
-            child.stop(grace_s)
+        """Stop the parts in the reverse order of their start, each group at once: the
+        edges together, so that none keeps sending to a centre whose other edges are gone
+        (samples it would drop, with a warning, for too few devices)."""
+        for batch in _batches(list(reversed(self.children))):
+            for child in batch:
+                child.signal(signal.SIGTERM)
+            for child in batch:
+                child.wait_stopped(grace_s)
+
+    def trim_logs(self, max_bytes: int = MAX_LOG_BYTES) -> None:
+        """Rotate, in place, any running part's log bigger than ``max_bytes``."""
+        for child in self.children:
+            with contextlib.suppress(OSError):
+                if child.log.stat().st_size > max_bytes:
+                    rotate_log(child.log, truncate=True)
+
+
+def _batches(children: list[Child]) -> list[list[Child]]:
+    """Consecutive children of one group form a batch; a child without a group is alone."""
+    batches: list[list[Child]] = []
+    for child in children:
+        if batches and child.group is not None and batches[-1][0].group == child.group:
+            batches[-1].append(child)
+        else:
+            batches.append([child])
+    return batches

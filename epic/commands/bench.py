@@ -54,7 +54,9 @@ def bench(
         list[str] | None,
         typer.Option(help="MODEL=PATH (repeatable); defaults: epic and inversionnet shipped."),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", dir_okay=False)] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="Write the results as JSON.")
+    ] = None,
     md: Annotated[Path | None, typer.Option(dir_okay=False, help="Write the tables here.")] = None,
     plot: Annotated[Path | None, typer.Option(dir_okay=False, help="Write a PNG here.")] = None,
     robustness: Annotated[

@@ -45,9 +45,9 @@ def simulate(
     threads: Threads = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace data already in --out.")] = False,
 ) -> None:
-    """Forward-model velocity maps with deepwave in the contract geometry (MISSION.md's:
-    5 shots, 70 receivers, 1000 steps of 1 ms): maps of a generated --family, or the
-    real maps given with --maps."""
+    """Forward-model velocity maps with deepwave in OpenFWI's acquisition geometry: 5 shots
+    at grid columns 0, 17, 34, 52 and 69, 70 receivers, 1000 steps of 1 ms. The maps are a
+    generated --family, or the real ones given with --maps."""
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -44,7 +44,12 @@ def demo(
         float | None, typer.Option(min=1, help="Stop by itself after this many seconds.")
     ] = None,
     checkpoint: Annotated[
-        Path, typer.Option(dir_okay=False, help="Model to deploy (N devices = --edges).")
+        Path,
+        typer.Option(
+            dir_okay=False,
+            help="Model to deploy (N devices = --edges).",
+            show_default="the shipped models/epic-lite-5.pt",
+        ),
     ] = SHIPPED,
     pool_size: Annotated[int, typer.Option(min=1, max=1000, help="Shots simulated once.")] = 32,
     workdir: Annotated[
@@ -103,7 +108,15 @@ def demo(
             "--truth-pool-size", str(pool_size),
             env={"OMP_NUM_THREADS": "1"},
         )  # fmt: skip
-        supervisor.wait_port(central, port, timeout_s=120)
+        # The port answers at once; the centre is ready once /api/health says so (200),
+        # after loading and profiling the model. Edges started earlier would send into a
+        # broker session the centre has not opened yet.
+        supervisor.wait_until(
+            central,
+            lambda: get_json(f"http://127.0.0.1:{port}/api/health") is not None,
+            "/api/health saying ready",
+            timeout_s=120,
+        )
         for device in ids:
             supervisor.start(
                 device,
@@ -115,7 +128,7 @@ def demo(
                 "--rate", str(rate),
                 "--pool-size", str(pool_size),
                 "--outbox", str(workdir / f"outbox-{device}.sqlite"),
-                env={"OMP_NUM_THREADS": "1"},
+                env={"OMP_NUM_THREADS": "1"}, group="edges",
             )  # fmt: skip
         typer.echo(
             f"\nEPIC is running: {edges} edges -> {url} -> centre\n"
@@ -125,8 +138,8 @@ def demo(
             "Ctrl-C stops everything.\n"
         )
         _watch(supervisor, port, edges, duration, kill_device, after, stop)
-    except LaunchError as exc:
-        raise DataError("epic demo", str(exc)) from None
+    except LaunchError as exc:  # one line; the part's log holds the rest
+        raise DataError("epic demo", str(exc).splitlines()[0]) from None
     finally:
         final = _figures(get_json(f"http://127.0.0.1:{port}/api/maps?limit=500"))
         typer.echo("stopping edges, centre and broker ...")
@@ -140,12 +153,17 @@ def demo(
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM end the watch loop; the ``finally`` above stops the children."""
+    """SIGINT/SIGTERM/SIGHUP end the watch loop; the ``finally`` above stops the children.
+
+    SIGHUP is a closed terminal: the parts, in their own sessions, do not get it, so the demo
+    stops them as for Ctrl-C (and were it killed outright, they stop by themselves:
+    ``epic.parentwatch``).
+    """
 
     def __init__(self) -> None:
         self.stopped = False
-        signal.signal(signal.SIGTERM, self._set)
-        signal.signal(signal.SIGINT, self._set)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._set)
 
     def _set(self, *_: object) -> None:
         self.stopped = True
@@ -182,6 +200,7 @@ def _watch(
             typer.echo(f"[{elapsed:5.0f} s] killed {kill_device}: watch it go offline")
         if now >= next_line:
             next_line = now + 5
+            supervisor.trim_logs()  # type: ignore[attr-defined]
             summary = _figures(get_json(f"{base}/api/maps?limit=500"))
             devices = get_json(f"{base}/api/devices") or {"devices": []}
             online = sum(1 for d in devices["devices"] if d.get("online"))

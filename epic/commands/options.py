@@ -16,7 +16,7 @@ from shared.physics.families import FAMILIES
 Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
 
 Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: all cores).")]
-BatchSize = Annotated[int, typer.Option(min=1)]
+BatchSize = Annotated[int, typer.Option(min=1, help="Samples per forward pass.")]
 ComputeDevice = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 JsonOut = Annotated[
     Path | None, typer.Option("--json", dir_okay=False, help="Write the figures as JSON.")
