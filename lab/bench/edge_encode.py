@@ -1,6 +1,8 @@
 """What one edge device costs and sends: encode time per sample, and bytes per envelope.
 
     python -m lab.bench.edge_encode [--threads 1] [--runs 50] [--json out.json]
+        [--checkpoint A.pt --checkpoint B.pt]   # several: measured one after the other
+
 
 1. Encode: ``EncoderRuntime.encode`` (what the daemon runs in its worker thread: the
    per-shot normalization of the device's block, then its encoder) for every device of the
@@ -101,7 +103,19 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8, help="shots for the byte counts")
     ap.add_argument("--family", default="flatfault-a")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--checkpoint", type=Path, action="append", help="default: the shipped EPIC-Net"
+    )
     args = ap.parse_args()
+    results = [_measure(c, args) for c in args.checkpoint or [CHECKPOINT]]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        value = results[0] if len(results) == 1 else results
+        args.json.write_text(json.dumps(value, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+def _measure(checkpoint: Path, args: argparse.Namespace) -> dict:
 
     import torch
 
@@ -112,27 +126,24 @@ def main() -> None:
     pool = ShotPool.open(args.family, size=max(args.samples, 1), progress=True)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        manifest = write_bundle(CHECKPOINT, bundle, "demo", onnx=True)
+        manifest = write_bundle(checkpoint, bundle, "demo", onnx=True)
         blocks = {d.id: pool.waveforms(0, d.receivers) for d in manifest.devices}
         encode = bench_encode(bundle, blocks, args.threads, args.runs)
         sizes = bench_bytes(bundle, pool, args.samples)
     result = {
-        "checkpoint": str(CHECKPOINT.relative_to(ROOT)),
+        "checkpoint": str(checkpoint),
         "threads": args.threads,
         "encode_ms": encode,
         "envelope_bytes": sizes,
     }
     head = f"{args.threads} thread(s), median (p95) of {args.runs} x 5 devices"
-    print(f"\nencode per sample, {head}:")
+    print(f"\n{checkpoint}: encode per sample, {head}:")
     for kind, r in encode.items():
         print(f"  {kind:<6} {r['median_ms']:7.3f} ms ({r['p95_ms']:.3f})")
     print("bytes per envelope (one device, one sample), mean [min-max]:")
     for key, r in sizes.items():
         print(f"  {key:<26} {r['mean']:>10.1f} [{r['min']}-{r['max']}]")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    return result
 
 
 if __name__ == "__main__":
