@@ -190,6 +190,9 @@ def load_edge_encoder(bundle: Path | str, device_id: str) -> tuple[Manifest, nn.
         encoder.load_state_dict(part["state_dict"])
     except RuntimeError as exc:
         raise DataError(entry.edge_file, f"weights do not fit the encoder ({exc})") from exc
+    for module in encoder.modules():  # buffers no state dict carries (a fixed filter)
+        if hasattr(module, "reset_buffers"):
+            module.reset_buffers()
     return manifest, encoder.eval()
 
 

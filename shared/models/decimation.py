@@ -40,12 +40,21 @@ class TimeDecimation(nn.Module):
 
     def __init__(self, factor: int, channels: int) -> None:
         super().__init__()
-        self.factor = factor
-        taps = lowpass_taps(factor).reshape(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+        self.factor, self.channels = factor, channels
         # One filter per channel as a grouped convolution of fixed shape (an ONNX export
         # needs the kernel's shape). Not persistent: it follows from ``factor``, which the
         # model's hparams record.
-        self.register_buffer("taps", taps, persistent=False)
+        self.register_buffer("taps", self._taps(), persistent=False)
+
+    def _taps(self) -> torch.Tensor:
+        return lowpass_taps(self.factor).reshape(1, 1, -1, 1).repeat(self.channels, 1, 1, 1)
+
+    def reset_buffers(self) -> None:
+        """Fill ``taps`` again: a module built on the meta device and materialized with
+        ``to_empty`` (as an edge loads its encoder) holds uninitialized memory there, and
+        no state dict carries a non-persistent buffer."""
+        with torch.no_grad():
+            self.taps.copy_(self._taps().to(self.taps.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.factor == 1:
