@@ -23,8 +23,9 @@ bit or truncation is caught before anything is parsed. Everything is then checke
 field; every failure is one ``EnvelopeError`` whose ``reason`` is a short code the centre
 counts by.
 
-What it costs, for the shipped ``models/epic-lite-5.pt`` (8 tokens x 64 per device; model
-hash ``bdd20519849c27fc``), measured
+What it costs, for the EPIC-Net lite shipped until 2026-12-04 (8 tokens x 64 per device;
+model hash ``bdd20519849c27fc``; today's has the same latent shape, hence the same bytes, and
+``tests/shared/test_envelope_fidelity.py`` holds its int8 cost under 0.002 SSIM), measured
 with ``python -m lab.envelope_fidelity models/epic-lite-5.pt DIR...`` on the 600 held-out
 test samples (flatvel-a, flatfault-a, curvevel-a; data seed 1001, never trained on):
 
