@@ -13,7 +13,6 @@ import typer.main
 
 from epic import __version__
 from epic.commands import bench, broker, data, demo, deploy, edge, evaluate, report, train
-from epic.commands import central as central_command
 from epic.helptext import tidy
 from epic.parentwatch import watch_supervisor
 from shared.data.errors import DataError
@@ -45,8 +44,21 @@ app.command("report", short_help="Score checkpoints per family; write Markdown t
 app.command("deploy", short_help="Split a checkpoint into a bundle for edges and centre.")(
     deploy.deploy
 )
+
+try:
+    from epic.commands import central as central_command
+
+    run_central = central_command.central
+except ModuleNotFoundError as missing:  # a training box (the GPU machine) has no web stack
+    _absent = missing.name
+
+    def run_central() -> None:
+        """Needs the centre's packages, absent here."""
+        _fail(f"epic central needs {_absent}, not installed here: pip install epic-fwi")
+
+
 app.command("central", short_help="Run the centre: assemble, decode, store, serve maps.")(
-    central_command.central
+    run_central
 )
 app.command("edge", short_help="Run one field device: encode and publish its latents.")(edge.edge)
 app.command("bench", short_help="Compare EPIC with the centralized baseline, end to end.")(

@@ -48,9 +48,27 @@ class TrainConfig:
     hparams: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     progress: bool = True
+    # Data simulated on the compute device instead of read from folders (lab.simulated_set):
+    # map sources (zip, folder or file of velocity maps) and generated families (name ->
+    # count), the first ``maps_limit`` maps of each source, within ``simulate_minutes``.
+    maps: list[Path] = field(default_factory=list)
+    families: dict[str, int] = field(default_factory=dict)
+    maps_limit: int | None = None
+    simulate_minutes: float | None = None
+    weights_dtype: str = "float32"  # of the saved best checkpoint: float32 or bfloat16
+    # "steps": the learning rate's cosine spans the epochs; "time": it spans max_minutes
+    # (a fixed wall budget, as on a GPU machine lent for minutes).
+    schedule: str = "steps"
 
     def __post_init__(self) -> None:
         self.data = [Path(d) for d in self.data]
+        self.maps = [Path(m) for m in self.maps]
+        if not (self.data or self.maps or self.families):
+            raise ConfigError("give dataset folders, --maps or --family", "--data")
+        if self.data and (self.maps or self.families):
+            raise ConfigError(
+                "read folders (--data) or simulate maps (--maps, --family), not both", "--maps"
+            )
         self.out = Path(self.out)
         if self.device_dropout is None:
             self.device_dropout = 0.5 if self.model == "epic" else 0.0
@@ -63,7 +81,17 @@ class TrainConfig:
             ("noise", self.noise >= 0, ">= 0"),
             ("workers", self.workers >= 0, ">= 0"),
             ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "> 0"),
+            ("maps_limit", self.maps_limit is None or self.maps_limit >= 2, ">= 2"),
+            (
+                "simulate_minutes",
+                self.simulate_minutes is None or self.simulate_minutes > 0,
+                "> 0",
+            ),
+            ("weights_dtype", self.weights_dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
+            ("schedule", self.schedule in ("steps", "time"), "steps or time"),
         ]
+        if self.schedule == "time" and not self.max_minutes:
+            raise ConfigError("schedule=time: needs --max-minutes", "--schedule")
         for name, ok, rule in checks:
             if not ok:
                 raise ConfigError(
@@ -73,7 +101,11 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         """Plain types only (it goes into checkpoints)."""
         values = asdict(self)
-        values.update(data=[str(d.resolve()) for d in self.data], out=str(self.out.resolve()))
+        values.update(
+            data=[str(d.resolve()) for d in self.data],
+            maps=[str(m.resolve()) for m in self.maps],
+            out=str(self.out.resolve()),
+        )
         return values
 
 

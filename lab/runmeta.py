@@ -20,7 +20,7 @@ __all__ = ["check_resumable", "checkpoint_meta", "epoch_line"]
 # Settings that a resumed run must share with the saved one: the model itself, and what
 # decides the validation split (or samples would move between training and validation)
 # and the learning-rate schedule's step count.
-_MUST_MATCH = ("data", "seed", "val_fraction", "batch_size")
+_MUST_MATCH = ("data", "maps", "families", "maps_limit", "seed", "val_fraction", "batch_size")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -35,10 +35,12 @@ def check_resumable(state: dict[str, Any], model: FWIModel, cfg: TrainConfig) ->
             raise ConfigError(
                 f"cannot resume: the saved run has {key}={saved[key]}, this one {now[key]}"
             )
+    defaults = {"maps": [], "families": {}, "maps_limit": None}  # states older than these
     for key in _MUST_MATCH:
-        if not _same(state["train"][key], cfg.as_dict()[key]):
+        saved_value = state["train"].get(key, defaults.get(key))
+        if not _same(saved_value, cfg.as_dict()[key]):
             raise ConfigError(
-                f"cannot resume: the saved run has {key}={state['train'][key]}, "
+                f"cannot resume: the saved run has {key}={saved_value}, "
                 f"this one {cfg.as_dict()[key]}"
             )
 
@@ -52,9 +54,10 @@ def checkpoint_meta(
     history: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Provenance stored with the best checkpoint: enough to rerun it and to trust it."""
+    simulated = getattr(split, "sources", None)
     return {
         "command": cfg.command,
-        "data": cfg.as_dict()["data"],
+        "data": cfg.as_dict()["data"] or cfg.as_dict()["maps"],
         "seed": cfg.seed,
         "epochs": epoch,
         "epochs_planned": cfg.epochs,
@@ -66,6 +69,18 @@ def checkpoint_meta(
         "train": cfg.as_dict(),
         "history": history,
         "torch": str(torch.__version__),
+        **(
+            {
+                "simulated": {
+                    "sources": simulated,
+                    "seconds": split.seconds,
+                    "maps_per_second": split.maps_per_second,
+                    "device": str(cfg.device),
+                }
+            }
+            if simulated
+            else {}
+        ),
     }
 
 
@@ -75,5 +90,7 @@ def epoch_line(record: dict[str, Any], epochs: int, improved: bool) -> str:
         f"epoch {record['epoch']:>{width}}/{epochs}  train {record['train_loss']:.4f}  "
         f"val {record['val_loss']:.4f}  SSIM {record['val_ssim']:.4f}  "
         f"MAE {record['val_mae']:.1f} m/s  RMSE {record['val_rmse']:.1f} m/s  "
-        f"lr {record['lr']:.2e}  {record['epoch_seconds']:.1f} s" + ("  *best" if improved else "")
+        f"lr {record['lr']:.2e}  {record['epoch_seconds']:.1f} s"
+        + (f"  {record['samples_per_second']:.0f}/s" if "samples_per_second" in record else "")
+        + ("  *best" if improved else "")
     )

@@ -12,7 +12,12 @@ so that their figures compare.
   ``save_checkpoint``, the training state to ``lab.trainstate.last_path(out)`` every epoch.
 * Augmentation and device dropout: ``lab.augment``.
 * ``max_minutes`` stops after the epoch that spends the budget (training and validation
-  time, summed over resumed sessions), so runs on the same machine get the same time.
+  time, summed over resumed sessions), so runs on the same machine get the same time. With
+  ``schedule="time"`` the cosine ends at whichever comes first, the last epoch's step or
+  the budget, so a run stopped by the clock (a GPU lent for minutes) has still annealed its
+  learning rate; such a run is not step-for-step reproducible.
+* Data read from folders (``--data``) or simulated on the compute device (``--maps``,
+  ``--family``: ``lab.simulated_set``, the GPU path); both train the same way.
 """
 
 from __future__ import annotations
@@ -54,14 +59,73 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-def _lr_factor(total_steps: int, warmup: int) -> Callable[[int], float]:
+def _lr_factor(
+    total_steps: int, warmup: int, budget_spent: Callable[[], float] | None = None
+) -> Callable[[int], float]:
+    """Linear warm-up, then a cosine to 1 %; ``budget_spent`` (0..1 of the time budget)
+    moves the cosine on when the clock runs faster than the steps."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if budget_spent is not None:
+            progress = max(progress, min(1.0, budget_spent()))
         return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+class _Clock:
+    """Training seconds spent, resumed sessions included, against ``max_minutes``."""
+
+    def __init__(self, max_minutes: float | None) -> None:
+        self.budget = max_minutes * 60 if max_minutes else None
+        self.before = 0.0
+        self.started = time.perf_counter()
+
+    def spent(self) -> float:
+        """Share of the budget spent (0 without a budget)."""
+        if self.budget is None:
+            return 0.0
+        return (self.before + time.perf_counter() - self.started) / self.budget
+
+
+def _load_data(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]) -> Any:
+    """A split with ``train``, ``val`` and ``val_per_folder``: folders read from disk, or
+    maps simulated on ``device`` (``TensorSet`` halves)."""
+    if cfg.data:
+        return split_folders(open_folders(cfg.data), cfg.val_fraction, cfg.seed)
+    from lab.simulated_set import map_sources, simulate_split
+
+    sources = map_sources(cfg.maps, cfg.families, cfg.seed, cfg.maps_limit)
+    return simulate_split(
+        sources,
+        cfg.val_fraction,
+        cfg.seed,
+        device,
+        minutes=cfg.simulate_minutes,
+        progress=cfg.progress,
+        log=log,
+    )
+
+
+def _batches(
+    part: Any, cfg: TrainConfig, device: torch.device, order: list[int] | None, drop_last: bool
+) -> Any:
+    """Batches of one half of a split, in ``order`` (None: as stored)."""
+    from lab.simulated_set import TensorSet
+
+    if isinstance(part, TensorSet):
+        return part.batches(range(len(part)) if order is None else order, cfg.batch_size, drop_last)
+    return DataLoader(
+        part,
+        cfg.batch_size,
+        sampler=order,
+        drop_last=drop_last,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda" and order is not None,
+    )
 
 
 def _generators(seed: int, epoch: int, device: torch.device) -> tuple[torch.Generator, ...]:
@@ -75,18 +139,19 @@ def _generators(seed: int, epoch: int, device: torch.device) -> tuple[torch.Gene
 
 def _train_epoch(
     model: FWIModel,
-    loader: DataLoader,
+    loader: Any,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
     cfg: TrainConfig,
     gen: torch.Generator,
     device: torch.device,
     desc: str,
+    steps: int,
 ) -> float:
     model.train()
     mirror = cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) <= 1
     total, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not cfg.progress)
+    bar = tqdm(loader, desc=desc, unit="batch", total=steps, leave=False, disable=not cfg.progress)
     for data, velocity in bar:
         data, velocity = data.to(device, non_blocking=True), velocity.to(device, non_blocking=True)
         if mirror:
@@ -114,7 +179,7 @@ def _train_epoch(
 
 @torch.no_grad()
 def _validate(
-    model: FWIModel, loader: DataLoader, cfg: TrainConfig, device: torch.device
+    model: FWIModel, loader: Any, cfg: TrainConfig, device: torch.device
 ) -> dict[str, float]:
     model.eval()
     figures, loss_sum = Figures(), 0.0
@@ -137,7 +202,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
     validation figures. Raises ``ConfigError`` for bad settings and ``DataError`` for bad
     data or a missing state to resume; ``TrainingDiverged`` when the loss is lost."""
     device = device_of(cfg)
-    split = split_folders(open_folders(cfg.data), cfg.val_fraction, cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    split = _load_data(cfg, device, log)
     torch.manual_seed(cfg.seed)
     model = build(cfg).to(device)
     if cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) > 1:
@@ -145,7 +214,13 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
     drop_last = len(split.train) > cfg.batch_size  # no tiny last batch for BatchNorm
     steps = len(split.train) // cfg.batch_size if drop_last else 1
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg.epochs * steps, min(steps, 200)))
+    clock = _Clock(cfg.max_minutes)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        _lr_factor(
+            cfg.epochs * steps, min(steps, 200), clock.spent if cfg.schedule == "time" else None
+        ),
+    )
     last = last_path(cfg.out)
     epoch, seconds, best, history = 0, 0.0, {}, []
     if cfg.resume:
@@ -156,6 +231,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         sched.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         epoch, seconds = state["epoch"], state["seconds"]
+        clock.before = seconds
         best, history = state["best"], state["history"]
         log(f"resuming {last} after epoch {epoch} ({seconds:.0f} s so far)")
         if epoch >= cfg.epochs:
@@ -166,7 +242,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         f"{' with bfloat16 autocast' if train_autocast(cfg, device) else ''}: "
         f"{len(split.train)} training / {len(split.val)} validation samples"
     )
-    val_loader = DataLoader(split.val, cfg.batch_size, num_workers=cfg.workers)
+    clock.started = time.perf_counter()
     stopped_early = False
     while epoch < cfg.epochs:
         if cfg.max_minutes and seconds >= cfg.max_minutes * 60:
@@ -179,17 +255,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         started = time.perf_counter()
         order_gen, aug_gen = _generators(cfg.seed, epoch, device)
         order = torch.randperm(len(split.train), generator=order_gen).tolist()
-        loader = DataLoader(
-            split.train,
-            cfg.batch_size,
-            sampler=order,
-            drop_last=drop_last,
-            num_workers=cfg.workers,
-            pin_memory=device.type == "cuda",
-        )
+        loader = _batches(split.train, cfg, device, order, drop_last)
         desc = f"epoch {epoch + 1}/{cfg.epochs}"
-        train_loss = _train_epoch(model, loader, opt, sched, cfg, aug_gen, device, desc)
-        val = _validate(model, val_loader, cfg, device)
+        train_loss = _train_epoch(model, loader, opt, sched, cfg, aug_gen, device, desc, steps)
+        trained = time.perf_counter() - started
+        val = _validate(model, _batches(split.val, cfg, device, None, False), cfg, device)
         epoch += 1
         spent = time.perf_counter() - started
         seconds += spent
@@ -199,6 +269,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
             "epoch_seconds": spent,
             "seconds": seconds,
             "lr": opt.param_groups[0]["lr"],
+            "samples_per_second": steps * cfg.batch_size / max(trained, 1e-9),
             **{f"val_{k}": v for k, v in val.items()},
         }
         history.append(record)
@@ -206,7 +277,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         if improved:
             best = {**val, "epoch": epoch}
             save_checkpoint(
-                cfg.out, model, **checkpoint_meta(cfg, split, best, epoch, seconds, history)
+                cfg.out,
+                model,
+                dtype=getattr(torch, cfg.weights_dtype),
+                **checkpoint_meta(cfg, split, best, epoch, seconds, history),
             )
         save_state(
             last,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,9 @@ from epic.commands.options import Family, Threads, set_threads
 app = typer.Typer(help="Make, inspect and picture OpenFWI-layout datasets.", no_args_is_help=True)
 
 Folder = Annotated[Path, typer.Argument(help="An OpenFWI-layout folder.")]
+
+
+Propagator = enum.Enum("Propagator", {n: n for n in ("auto", "deepwave", "torch")}, type=str)
 
 
 @app.command()
@@ -44,6 +48,13 @@ def simulate(
     device: Annotated[str, typer.Option(help="torch device for propagation (cpu, cuda).")] = "cpu",
     threads: Threads = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace data already in --out.")] = False,
+    propagator: Annotated[
+        Propagator,
+        typer.Option(
+            help="Wave propagation for --maps: deepwave (the reference), torch (the batched "
+            "PyTorch propagator, for a GPU without deepwave), auto (deepwave if installed)."
+        ),
+    ] = Propagator["auto"],
 ) -> None:
     """Forward-model velocity maps with deepwave in OpenFWI's acquisition geometry: 5 shots
     at grid columns 0, 17, 34, 52 and 69, 70 receivers, 1000 steps of 1 ms. The maps are a
@@ -57,7 +68,7 @@ def simulate(
             raise typer.BadParameter(
                 "give either --maps or --family/--samples", param_hint="--maps"
             )
-        _simulate_maps(maps, out, batch, device, threads)
+        _simulate_maps(maps, out, batch, device, threads, propagator.value)
         return
     if family is None or samples is None:
         raise typer.BadParameter(
@@ -84,11 +95,18 @@ def simulate(
     )
 
 
-def _simulate_maps(source: Path, out: Path, batch: int, device: str, threads: int) -> None:
+def _simulate_maps(
+    source: Path, out: Path, batch: int, device: str, threads: int, propagator: str
+) -> None:
     from shared.data.simulate_maps import simulate_maps
+    from shared.physics.engine import resolve_engine
 
     set_threads(threads)
-    result = simulate_maps(source, out, batch=batch, device=device)
+    try:
+        resolve_engine(propagator)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--propagator") from exc
+    result = simulate_maps(source, out, batch=batch, device=device, propagator=propagator)
     done = result.files - result.skipped
     typer.echo(
         f"wrote {done} file pair(s) to {out} ({result.skipped} already there), "

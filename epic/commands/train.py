@@ -20,7 +20,9 @@ from epic.commands.options import (
 
 # The registry's names, spelled out so that `epic --help` does not import torch.
 ModelName = enum.Enum("ModelName", {n: n for n in ("epic", "inversionnet", "fla", "sla")}, type=str)
-Preset = enum.Enum("Preset", {n: n for n in ("lite", "paper")}, type=str)
+Preset = enum.Enum("Preset", {n: n for n in ("lite", "standard", "paper")}, type=str)
+Schedule = enum.Enum("Schedule", {n: n for n in ("steps", "time")}, type=str)
+WeightsDtype = enum.Enum("WeightsDtype", {n: n for n in ("float32", "bfloat16")}, type=str)
 
 DataDirs = Annotated[
     list[Path] | None,
@@ -42,6 +44,16 @@ def folders(data: list[Path] | None, more: list[Path] | None) -> list[Path]:
     if not joined:
         raise typer.BadParameter("give at least one dataset folder", param_hint="--data")
     return joined
+
+
+def _families(values: list[str] | None) -> dict[str, int]:
+    parsed: dict[str, int] = {}
+    for item in values or []:
+        name, sep, raw = item.partition("=")
+        if not sep or not name or not raw.isdigit():
+            raise typer.BadParameter(f"{item!r}: expected NAME=COUNT", param_hint="--family")
+        parsed[name] = int(raw)
+    return parsed
 
 
 def _hparams(values: list[str] | None) -> dict:
@@ -102,13 +114,44 @@ def train(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
     threads: Threads = 0,
+    maps: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Velocity maps (zip, folder or .npy) to simulate on --device and train on, "
+            "instead of --data; repeatable.",
+        ),
+    ] = None,
+    family: Annotated[
+        list[str] | None,
+        typer.Option(help="Generated family to simulate and train on, NAME=COUNT; repeatable."),
+    ] = None,
+    maps_limit: Annotated[
+        int | None, typer.Option(min=2, help="Use the first N maps of each --maps source.")
+    ] = None,
+    simulate_minutes: Annotated[
+        float | None,
+        typer.Option(help="Simulation budget; generated families are cut to fit it."),
+    ] = None,
+    weights_dtype: Annotated[
+        WeightsDtype, typer.Option(help="Dtype of the saved checkpoint's weights.")
+    ] = WeightsDtype["float32"],
+    schedule: Annotated[
+        Schedule,
+        typer.Option(
+            help="What the learning rate's cosine spans: the epochs, or --max-minutes (time)."
+        ),
+    ] = Schedule["steps"],
 ) -> None:
     """Train a model; per epoch one line of figures, the best epoch saved to --out."""
     from lab.errors import ConfigError, TrainingDiverged
     from lab.train import TrainConfig
     from lab.train import train as run_training
 
-    dirs = folders(data, more)
+    dirs = [*(data or []), *(more or [])]
+    if not (dirs or maps or family):
+        raise typer.BadParameter(
+            "give at least one dataset folder (or --maps / --family)", param_hint="--data"
+        )
     set_threads(threads)
     try:
         cfg = TrainConfig(
@@ -135,6 +178,12 @@ def train(
             hparams=_hparams(hparam),
             progress=progress,
             command=shlex.join(["epic", *sys.argv[1:]]),
+            maps=maps or [],
+            families=_families(family),
+            maps_limit=maps_limit,
+            simulate_minutes=simulate_minutes,
+            weights_dtype=weights_dtype.value,
+            schedule=schedule.value,
         )
         result = run_training(cfg)
     except ConfigError as exc:

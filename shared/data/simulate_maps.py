@@ -155,13 +155,16 @@ def simulate_maps(
     device: str | None = None,
     progress: bool = True,
     geometry: Geometry = CONTRACT,
+    propagator: str = "auto",
 ) -> MapsResult:
-    """Forward-model every map of ``source`` into ``out`` (OpenFWI Vel layout), resuming."""
-    from shared.physics.forward import simulate_shots  # deepwave: heavy, needed only here
+    """Forward-model every map of ``source`` into ``out`` (OpenFWI Vel layout), resuming.
+    ``propagator``: ``shared.physics.engine``'s choice (deepwave where installed)."""
+    from shared.physics.engine import shot_simulator  # torch and deepwave: only here
 
     if batch < 1:
         raise ValueError(f"batch={batch}: must be >= 1")
     files = find_map_files(source)
+    simulate_shots = shot_simulator(propagator, device or "cpu", geometry)
     numbers = [f.number for f in files]
     if len(set(numbers)) != len(numbers):
         raise DataError(source, "two files map to the same output number: rename one")
@@ -185,7 +188,7 @@ def simulate_maps(
         )
         for start in range(0, len(maps), batch):
             chunk = maps[start : start + batch]
-            data[start : start + len(chunk)] = simulate_shots(chunk, geometry, device=device)
+            data[start : start + len(chunk)] = simulate_shots(chunk)
             bar.update(len(chunk))
         data.flush()
         del data

@@ -25,11 +25,21 @@ FORMAT = "epic-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: Path | str, model: FWIModel, **meta: Any) -> None:
-    """Write atomically: a checkpoint on disk is always a whole one."""
+def save_checkpoint(
+    path: Path | str, model: FWIModel, dtype: torch.dtype = torch.float32, **meta: Any
+) -> None:
+    """Write atomically: a checkpoint on disk is always a whole one.
+
+    ``dtype=torch.bfloat16`` stores the parameters in half the bytes (a GPU run's model
+    must come back in 16 MiB files); buffers (BatchNorm statistics) stay float32, and
+    loading casts everything back to the model's float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    params = {name for name, _ in model.named_parameters()}
+    state = {
+        k: (v.detach().to(dtype) if k in params and v.is_floating_point() else v.detach()).cpu()
+        for k, v in model.state_dict().items()
+    }
     payload = {
         "format": FORMAT,
         "version": VERSION,

@@ -240,3 +240,24 @@ def test_cli_train_bad_arguments_fail_in_one_line(cli, gradient_data, tmp_path):
     assert_one_line_error(cli(*missing, "--data", str(tmp_path / "none")), "no such folder")
     assert_one_line_error(cli(*missing), "--data")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_time_schedule_anneals_by_the_clock():
+    from lab.train import _lr_factor
+
+    spent = [0.0]
+    factor = _lr_factor(1000, 10, lambda: spent[0])
+    assert factor(5) == pytest.approx(0.6)  # warm-up is by steps either way
+    assert factor(10) == pytest.approx(1.0)
+    spent[0] = 0.5
+    assert factor(11) == pytest.approx(0.01 + 0.99 * 0.5)  # half the budget: half the cosine
+    spent[0] = 3.0
+    assert factor(12) == pytest.approx(0.01)  # over budget: the floor, never below
+    steps_only = _lr_factor(1000, 10)
+    assert steps_only(12) > 0.99
+
+
+def test_time_schedule_needs_a_budget(tmp_path):
+    with pytest.raises(ConfigError, match="max-minutes") as caught:
+        TrainConfig(model="epic", data=[tmp_path], out=tmp_path / "m.pt", schedule="time")
+    assert caught.value.option == "--schedule"
