@@ -3,8 +3,16 @@
 
 - A sample's entry opens at its first latent; its deadline is that arrival plus
   ``T - t_dec`` (``clock="synced"``: the envelope's acquisition time plus ``T - t_dec``).
-- All devices in: ready now. Deadline with at least ``min_devices``: ready as partial (the
-  missing devices are masked by the decoder). Fewer: dropped (``too-few-devices``).
+- Every *alive* device in (and at least ``min_devices``): ready now. Deadline with at least
+  ``min_devices``: ready as partial (the missing devices are masked by the decoder).
+  Fewer: dropped (``too-few-devices``).
+- Liveness (``set_alive``, fed by the device registry: a status that says offline, a Last
+  Will, heartbeats gone stale): a sample waits for the devices alive when it opened. One
+  that dies while the sample waits is no longer waited for; one that comes back is waited
+  for from its next sample. A dead device's latent is still used: it joins a waiting
+  sample, or refines a decoded one like any late latent. A device not heard from yet counts
+  as alive until the registry calls it late, so the deadline, not a guess, bounds the first
+  seconds of a centre that has just started.
 - The same device twice for a sample: ``DUPLICATE``, ignored. A latent for a sample already
   handed to the decoder: ``LATE``; within ``refine_window_s`` of that decode and from a
   device it lacked, it makes the sample ready again as a refined version (``REFINE``).
@@ -78,6 +86,7 @@ class _Entry:
     version: int
     arrivals: dict[str, Arrival]
     first_arrival_ns: int
+    expected: set[str] = field(default_factory=set)  # alive when it opened, and still alive
     ready: bool = False
     seq: int = -1  # its deadline's key in the heap
 
@@ -129,6 +138,7 @@ class Assembler:
         # Ids decided (decoded, dropped, evicted): their stragglers are late, not new samples.
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._closed_memory = closed_memory
+        self._dead: set[str] = set()  # devices known not to be alive (set_alive)
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -143,6 +153,33 @@ class Assembler:
     @property
     def budget_ms(self) -> float:
         return max(0.0, self.deadline_ms - self.t_dec_ms)
+
+    def alive(self) -> list[str]:
+        """The devices a new sample waits for."""
+        return [d for d in self.devices if d not in self._dead]
+
+    def set_alive(self, device: str, alive: bool) -> bool:
+        """Record a device's liveness; True when samples became ready because of it (the
+        caller wakes the decoder: no arrival will). A death stops every waiting sample from
+        waiting for that device; a return counts from the next sample on."""
+        if alive:
+            self._dead.discard(device)
+            return False
+        if device not in self.devices or device in self._dead:
+            return False
+        self._dead.add(device)
+        woke = False
+        for entry in self._open.values():
+            if entry.ready or entry.version > 1:
+                continue
+            entry.expected.discard(device)
+            if self._complete(entry):
+                self._mark_ready(entry)
+                woke = True
+        return woke
+
+    def _complete(self, entry: _Entry) -> bool:
+        return len(entry.arrivals) >= self.min_devices and entry.expected <= entry.arrivals.keys()
 
     def remember_closed(self, sample_ids: Sequence[str]) -> None:
         """Mark ids as already decoded (from the store, after a restart)."""
@@ -165,7 +202,7 @@ class Assembler:
             entry.arrivals[dev] = arrival
             if entry.version > 1:
                 return Outcome.REFINE  # joins the refined version still waiting
-            if entry.ready or len(entry.arrivals) < len(self.devices):
+            if entry.ready or not self._complete(entry):
                 return Outcome.ADDED  # a ready one waiting for the decoder takes it along
             self._mark_ready(entry)
             return Outcome.COMPLETE
@@ -187,9 +224,12 @@ class Assembler:
             self._forget_pending(old_id)
             self._close(old_id)
             self.on_drop(old_id, "evicted", self._order(old.arrivals))
-        entry = _Entry(arrival.sample_id, 1, {arrival.device_id: arrival}, arrival.arrival_ns)
+        entry = _Entry(
+            arrival.sample_id, 1, {arrival.device_id: arrival}, arrival.arrival_ns,
+            set(self.alive()),
+        )  # fmt: skip
         self._open[arrival.sample_id] = entry
-        if len(self.devices) == 1:
+        if self._complete(entry):
             self._mark_ready(entry)
             return entry
         budget_s = self.budget_ms / 1000.0

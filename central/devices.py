@@ -1,5 +1,6 @@
 """Device health as the centre sees it: online or offline (the retained status and its Last
-Will), late (silent for longer than ``offline_after_s``), what each device sent, what was
+Will), late (silent for longer than ``offline_after_s``, or never heard from for that long
+since the centre started), what each device sent, what was
 rejected and why, how late its latents arrive, and its own last heartbeat.
 
 Every device of the manifest has an entry from the start; another that speaks (a valid id
@@ -22,7 +23,7 @@ import numpy as np
 from central.schemas import DeviceHealth
 from central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, online_of
 
-__all__ = ["DeviceRegistry"]
+__all__ = ["DeviceRegistry", "is_alive"]
 
 Status = Literal["online", "offline", "unknown"]
 _KEPT = ("last_seen_ns", "bundle_hash", "software", "latents_received", "rejected",
@@ -65,6 +66,7 @@ class DeviceRegistry:
         self.clock = clock
         self.on_change = on_change or (lambda health: None)
         self.dirty = False  # changed since the last ``export``
+        self._started = clock()
 
     def resolve(self, device_id: str) -> str:
         """The id counts are kept under: the device's own, or ``?``."""
@@ -143,9 +145,10 @@ class DeviceRegistry:
         """Flag devices silent for longer than ``offline_after_s``."""
         now = self.clock()
         for device in self._devices.values():
-            silent = device.last_activity is not None and (
-                now - device.last_activity > self.offline_after_s
-            )
+            # A manifest device never heard from is late too, counted from the centre's
+            # start: samples stop waiting for a device that never came up.
+            since = self._started if device.last_activity is None else device.last_activity
+            silent = now - since > self.offline_after_s
             late = silent and device.status != "offline"
             if late != device.late:
                 device.late = late
@@ -213,6 +216,14 @@ class DeviceRegistry:
             for key in _KEPT:
                 if key in values:
                     setattr(device, key, values[key])
+
+
+def is_alive(health: DeviceHealth) -> bool:
+    """Whether samples should wait for this device: not offline (its status or its Last
+    Will) and not late (heartbeats and latents stopped for ``offline_after_s``, or none
+    since the centre started). A device not heard from yet counts as alive until then: the
+    deadline bounds the wait for it, and its retained status may simply not be in yet."""
+    return health.status != "offline" and not health.late
 
 
 def _str(value: Any) -> str | None:

@@ -38,7 +38,9 @@ def test_status_last_will_and_late() -> None:
     assert events[-1].id == "dev-0" and events[-1].online and events[-1].bundle_hash == "h"
     clock.t = 16
     r.tick()
-    assert events[-1].late and events[-1].online  # silent too long: shown late
+    d0 = r.health("dev-0")
+    assert d0.late and d0.online  # silent too long: shown late
+    assert r.health("dev-1").late  # never heard from since the centre started: late too
     r.report(DeviceReport("heartbeat", "dev-0", {"outbox_depth": 2}))
     assert not events[-1].late and events[-1].heartbeat == {"outbox_depth": 2}
     r.report(DeviceReport("status", "dev-0", {"online": False, "reason": "lost"}))  # the Will
