@@ -102,6 +102,7 @@ class Health(BaseModel):
     deadline_ms: float | None = Field(None, description="T, per sample")
     deadline_budget_ms: float | None = Field(None, description="T - t_dec: wait before decode")
     min_devices: int | None = None
+    decoder_runtime: str | None = None  # onnxruntime or torch
     decode_batch1_ms_p50: float | None = None
     decode_batch1_ms_p95: float | None = None
     decode_batched_ms_p50: float | None = Field(None, description="batches of 2 or more")

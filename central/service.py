@@ -24,11 +24,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from central.assembler import Assembler, Clock
 from central.consumer import Consumer
-from central.devices import DeviceRegistry
+from central.devices import DeviceRegistry, is_alive
 from central.events import EventHub
 from central.metrics import Metrics
 from central.pending import PendingLatents, reload
@@ -130,7 +130,8 @@ class CentralService:
         self.registry.restore(await self.store.load_devices())
         self.registry.dirty = False
         self._stage = "profiling the decoder"
-        runtime = decoding.DecoderRuntime(model, ids, self._truth)
+        session = await asyncio.to_thread(self._central_onnx, bundle)
+        runtime = decoding.DecoderRuntime(model, ids, self._truth, session)
         self.decoder: Decoder = decoding.Decoder(runtime, threads=s.threads)
         await self.decoder.start()
         self._stage = "restoring the latents kept at the last stop"
@@ -265,8 +266,25 @@ class CentralService:
                 saved = time.monotonic()
                 await self.store.save_devices(self.registry.export())
 
+    def _central_onnx(self, bundle: ModuleType) -> Any:
+        """The bundle's onnxruntime decoder, or None for PyTorch (``--decoder``)."""
+        s = self.settings
+        if s.decoder == "torch":
+            return None
+        try:
+            return bundle.load_central_onnx(s.bundle, self.manifest, s.threads)
+        except DataError as exc:
+            if s.decoder == "onnx":
+                raise
+            log.info("decoding with PyTorch: %s", exc)
+            return None
+
     def _device_changed(self, health: DeviceHealth) -> None:
         self.hub.publish(DeviceEvent(device=health).model_dump(mode="json"))
+        # A device gone is not waited for: samples waiting only for it decode now.
+        assembler = getattr(self, "assembler", None)  # None while the centre starts
+        if assembler is not None and assembler.set_alive(health.id, is_alive(health)):
+            self.pipeline.ready.set()
 
     # -- CentralView ----------------------------------------------------------------------
     async def latest_map(self) -> MapDetail | None:
@@ -315,6 +333,7 @@ class CentralService:
             deadline_ms=a.deadline_ms,
             deadline_budget_ms=a.budget_ms,
             min_devices=a.min_devices,
+            decoder_runtime=d.runtime.runtime,
             decode_batch1_ms_p50=d.batch1.percentile(50),
             decode_batch1_ms_p95=d.batch1.percentile(95),
             decode_batched_ms_p50=d.batched.percentile(50),

@@ -67,6 +67,9 @@ class CentralSettings(BaseSettings):
     max_envelope_bytes: int = Field(4 * 1024 * 1024, ge=64, le=16 * 1024 * 1024)
     decode_batch_max: int = Field(16, ge=1, le=256)
     threads: int = Field(0, ge=0, description="torch CPU threads, 0: all cores")
+    decoder: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="auto: onnxruntime when the bundle has central.onnx"
+    )
     offline_after_s: float = Field(15.0, gt=0, description="no latent/heartbeat: late")
     truth: str | None = Field(None, description="sim:FAMILY: fill each map's SSIM")
     truth_pool_size: int | None = Field(None, ge=1, description="the edges' pool size")

@@ -46,6 +46,10 @@ class Manifest:
     software: str = __version__
     format: int = BUNDLE_FORMAT
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The centre's half (fusion and decoder) for onnxruntime, and the file's SHA-256: the
+    # centre uses it only when it is the file this manifest was written with.
+    central_onnx: str | None = None
+    central_onnx_sha256: str | None = None
 
     def device(self, device_id: str) -> DeviceEntry:
         for d in self.devices:

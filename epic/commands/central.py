@@ -20,6 +20,12 @@ import typer
 from central.settings import CentralSettings
 
 
+class DecoderKind(enum.StrEnum):
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
+
+
 class Clock(enum.StrEnum):
     arrival = "arrival"
     synced = "synced"
@@ -29,6 +35,7 @@ class Clock(enum.StrEnum):
 # when it is on the command line, so that EPIC_CENTRAL_* fills the others.
 _D = {name: field.default for name, field in CentralSettings.model_fields.items()}
 CLOCK_DEFAULT = Clock(_D["clock"])
+DECODER_DEFAULT = DecoderKind(_D["decoder"])
 
 
 def _opt(help: str, shown: str | None = None, **kw: Any) -> Any:
@@ -85,6 +92,13 @@ def central(
         "decode_batch_max"
     ],
     threads: Annotated[int, _opt("Torch CPU threads, 0 for all cores.")] = _D["threads"],
+    decoder: Annotated[
+        DecoderKind,
+        _opt(
+            "Who runs fusion and decoder: onnxruntime (the bundle's central.onnx, about twice "
+            "as fast), torch, or auto (onnxruntime where it can)."
+        ),
+    ] = DECODER_DEFAULT,
     offline_after_s: Annotated[float, _opt("A silent device is shown late after this, s.")] = _D[
         "offline_after_s"
     ],

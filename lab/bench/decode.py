@@ -5,7 +5,8 @@ maps per second the whole service sustains through a real broker.
 
 1. Decode: ``DecoderRuntime.decode`` (what the service runs in its worker thread) on
    batches of 1, 8 and 16 samples of the shipped model, all devices present, latents drawn
-   in the encoder's tanh range; p50/p95 over ``--runs`` runs after a warm-up.
+   in the encoder's tanh range; p50/p95 over ``--runs`` runs after a warm-up, with PyTorch
+   and with onnxruntime (the bundle's ``central.onnx``) one after the other in one run.
 2. Service: a broker and ``epic central`` as subprocesses (as in the field); this process
    publishes ``--samples`` samples x 5 devices of int8 envelopes as fast as the broker takes
    them and counts the maps the centre publishes on ``epic/<dep>/map/+``. Maps per second =
@@ -41,11 +42,16 @@ def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dic
     from central.assembler import ReadySample
     from central.decoder import DecoderRuntime
     from central.validate import Arrival
-    from shared.bundle import load_central_model
+    from shared.bundle import load_central_model, load_central_onnx
 
     torch.set_num_threads(threads)
     manifest, model = load_central_model(bundle)
-    runtime = DecoderRuntime(model, manifest.device_ids)
+    runtimes = {
+        "torch": DecoderRuntime(model, manifest.device_ids),
+        "onnxruntime": DecoderRuntime(
+            model, manifest.device_ids, session=load_central_onnx(bundle, manifest, threads)
+        ),
+    }
     rng = np.random.default_rng(0)
 
     def sample(k: int) -> ReadySample:
@@ -56,21 +62,29 @@ def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dic
         }  # fmt: skip
         return ReadySample(f"s{k}", 1, arrivals, manifest.device_ids, [], 2, 2, 1)
 
-    out = {}
+    out: dict = {name: {} for name in runtimes}
     for size in sizes:
         batch = [sample(k) for k in range(size)]
-        for _ in range(3):
-            runtime.decode(batch)
-        times = []
-        for _ in tqdm(range(runs), desc=f"decode batch {size:>2}", unit="run", leave=False):
-            t0 = time.perf_counter()
-            runtime.decode(batch)
-            times.append((time.perf_counter() - t0) * 1000)
-        p50, p95 = np.percentile(times, [50, 95])
-        out[size] = {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
-                     "per_sample_p50_ms": round(p50 / size, 2)}  # fmt: skip
-        print(f"decode batch {size:>2}: p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  "
-              f"({p50 / size:.1f} ms a sample)")  # fmt: skip
+        times: dict[str, list[float]] = {name: [] for name in runtimes}
+        for name, runtime in runtimes.items():
+            # One runtime at a time, as a centre runs one: interleaved, each one's idle
+            # worker threads (OpenMP's, onnxruntime's) slow the other down.
+            for _ in range(3):
+                runtime.decode(batch)
+            desc = f"decode {name} batch {size:>2}"
+            for _ in tqdm(range(runs), desc=desc, unit="run", leave=False):
+                t0 = time.perf_counter()
+                runtime.decode(batch)
+                times[name].append((time.perf_counter() - t0) * 1000)
+        for name in runtimes:
+            p50, p95 = np.percentile(times[name], [50, 95])
+            out[name][size] = {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
+                               "per_sample_p50_ms": round(p50 / size, 2),
+                               "maps_per_s": round(1000 * size / p50, 1)}  # fmt: skip
+            print(f"decode {name:<11} batch {size:>2}: p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  "
+                  f"({p50 / size:.1f} ms a sample, {1000 * size / p50:.0f} maps/s)")  # fmt: skip
+        ratio = out["torch"][size]["p50_ms"] / out["onnxruntime"][size]["p50_ms"]
+        print(f"decode batch {size:>2}: onnxruntime {ratio:.2f}x faster than torch")
     return out
 
 

@@ -106,3 +106,39 @@ def test_deploy_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("epic: error:") and message in err and "\n" not in err
+
+
+def test_central_onnx_decodes_as_pytorch_does(tmp_path):
+    import numpy as np
+
+    from central.assembler import ReadySample
+    from central.decoder import DecoderRuntime
+    from central.validate import Arrival
+    from shared.bundle import load_central_model, load_central_onnx, write_bundle
+    from shared.data.errors import DataError
+
+    bundle = tmp_path / "b"
+    manifest = write_bundle(SHIPPED, bundle, "dep")
+    assert manifest.central_onnx == "central.onnx" and len(manifest.central_onnx_sha256) == 64
+    _, model = load_central_model(bundle)
+    session = load_central_onnx(bundle, manifest, threads=1)
+    rng = np.random.default_rng(0)
+
+    def sample(k: int, missing: set[str]) -> ReadySample:
+        arrivals = {
+            d.id: Arrival("latent", f"s{k}", d.id,
+                          rng.uniform(-1, 1, d.latent_shape).astype(np.float32), 1, 0, 2, 9)
+            for d in manifest.devices if d.id not in missing
+        }  # fmt: skip
+        used = [d for d in manifest.device_ids if d not in missing]
+        return ReadySample(f"s{k}", 1, arrivals, used, sorted(missing), 2, 2, 1)
+
+    batch = [sample(0, set()), sample(1, {"dev-0"}), sample(2, {"dev-1", "dev-3", "dev-4"})]
+    torch_maps = DecoderRuntime(model, manifest.device_ids).decode(batch)
+    onnx_runtime = DecoderRuntime(model, manifest.device_ids, session=session)
+    assert onnx_runtime.runtime == "onnxruntime"
+    for a, b in zip(torch_maps, onnx_runtime.decode(batch), strict=True):
+        assert np.abs(a.velocity - b.velocity).max() < 0.05  # m/s, of 1500-4500
+    (bundle / "central.onnx").write_bytes(b"not the exported graph")
+    with pytest.raises(DataError, match="not the file this manifest"):
+        load_central_onnx(bundle, manifest)
