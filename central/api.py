@@ -10,7 +10,9 @@ should read the centre from a browser. The WebSocket, which CORS does not cover,
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
@@ -227,6 +229,12 @@ def _version() -> str:
         return "0+unknown"
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.pictures.close()  # the render process goes with the API
+
+
 def create_app(
     view: CentralView,
     png_cache_size: int = 64,
@@ -244,6 +252,7 @@ def create_app(
         ),
         docs_url=None,  # served from local files below, not a CDN
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.view = view
     app.state.api_token = api_token

@@ -172,10 +172,29 @@ function onMapEvent(m) {
   drawChart();
 }
 
+// The picture and its facts change together: the new PNG is loaded off-screen first, and
+// only then are both swapped, so the caption never names a sample the picture is not.
 function showMap(m) {
   const img = $("latest-map");
   const src = `/api/maps/${encodeURIComponent(m.sample_id)}.png?version=${m.version}`;
-  if (img.getAttribute("src") !== src) img.src = src;
+  state.wanted = src;
+  if (img.getAttribute("src") === src) {
+    describeMap(m);
+    return;
+  }
+  const next = new Image();
+  const swap = () => {
+    if (state.wanted !== src) return; // a newer map was asked for meanwhile
+    img.src = src;
+    describeMap(m);
+  };
+  next.onload = swap;
+  next.onerror = swap; // the facts still show; the picture's own error shows in the img
+  next.src = src;
+}
+
+function describeMap(m) {
+  const img = $("latest-map");
   img.alt = `velocity map of sample ${m.sample_id}, version ${m.version}`;
   img.hidden = false;
   $("no-map").hidden = true;
@@ -345,18 +364,21 @@ function drawChart() {
   }
   const values = points.map((p) => p.v).sort((a, b) => a - b);
   const p95 = values[Math.min(values.length - 1, Math.floor(0.95 * values.length))];
+  // The time axis spans the data (at least a minute, at most 10), not always 10 minutes.
+  const span = Math.min(CHART_WINDOW_MS, Math.max(60000, (now - points[0].t) * 1.05));
   stats.textContent =
     `last ${fmtMs(points[points.length - 1].v)} ms · p95 ${fmtMs(p95)} ms · ` +
-    `${points.length} maps in 10 min · red: partial`;
+    `${points.length} maps in ${fmtSpan(span)} · red: partial`;
 
   const left = 64;
   const right = 10;
   const top = 10;
   const bottom = 22;
-  // Newer services report their deadline T: draw it, so a drift towards it shows.
+  // The value axis fits the latencies; the deadline T is drawn when it falls inside, and
+  // named at the top otherwise (it would squash a 80 ms chart under a 2,000 ms line).
   const deadline = state.health && state.health.deadline_ms;
-  const top_v = niceCeil(Math.max(values[values.length - 1], deadline || 0) * 1.1);
-  const x = (t) => left + ((t - (now - CHART_WINDOW_MS)) / CHART_WINDOW_MS) * (width - left - right);
+  const top_v = niceCeil(values[values.length - 1] * 1.15);
+  const x = (t) => left + ((t - (now - span)) / span) * (width - left - right);
   const y = (v) => top + (1 - v / top_v) * (height - top - bottom);
 
   ctx.strokeStyle = "#c8c8c8";
@@ -370,16 +392,22 @@ function drawChart() {
     ctx.moveTo(left, y(v));
     ctx.lineTo(width - right, y(v));
     ctx.stroke();
-    ctx.fillText(`${Math.round(v)} ms`, left - 6, y(v));
+    ctx.fillText(`${fmtMs(v)} ms`, left - 6, y(v));
   }
   ctx.textBaseline = "top";
-  for (let min = 10; min >= 0; min -= 2) {
+  const step = tickStep(span);
+  for (let ago = Math.floor(span / step) * step; ago >= 0; ago -= step) {
     // The end labels align inward so neither is clipped by the canvas edge.
-    ctx.textAlign = min === 10 ? "left" : min === 0 ? "right" : "center";
-    ctx.fillText(min === 0 ? "now" : `-${min} min`, x(now - min * 60000), height - bottom + 6);
+    ctx.textAlign = ago === 0 ? "right" : x(now - ago) < left + 30 ? "left" : "center";
+    ctx.fillText(ago === 0 ? "now" : `-${fmtSpan(ago)}`, x(now - ago), height - bottom + 6);
   }
 
-  if (deadline) {
+  if (deadline && deadline > top_v) {
+    ctx.fillStyle = "#b00020";
+    ctx.textAlign = "right";
+    ctx.fillText(`deadline ${Math.round(deadline)} ms, above`, width - right - 2, top);
+  }
+  if (deadline && deadline <= top_v) {
     ctx.strokeStyle = "#b00020";
     ctx.setLineDash([6, 4]);
     ctx.beginPath();
@@ -404,6 +432,17 @@ function drawChart() {
     ctx.arc(x(p.t), y(p.v), p.partial ? 4 : 3, 0, 2 * Math.PI);
     ctx.fill();
   }
+}
+
+// "45 s", "2 min", "10 min".
+function fmtSpan(ms) {
+  return ms < 90000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60000)} min`;
+}
+
+// A tick every 10 s, 15 s, 30 s, 1, 2 or 5 minutes: about five along the axis.
+function tickStep(span) {
+  for (const s of [10, 15, 30, 60, 120, 300]) if (span / (s * 1000) <= 6) return s * 1000;
+  return 300000;
 }
 
 function niceCeil(v) {
