@@ -216,14 +216,19 @@ def bench_service(bundle: Path, threads: int, samples: int, broker: str) -> dict
         )
         return result
     finally:
-        for proc in (centre, broker_proc):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop_processes(centre, broker_proc)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def stop_processes(*procs: subprocess.Popen | None) -> None:
+    """SIGTERM each running one, in order; SIGKILL one that takes over 30 s."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> None:

@@ -27,15 +27,13 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lab.bench.decode import CHECKPOINT, _start_broker, _start_centre
+from lab.bench.decode import CHECKPOINT, _start_broker, _start_centre, stop_processes
 
 PRIMED = 160  # maps stored before the phases: 2.5x the centre's picture cache (64)
 
@@ -189,13 +187,7 @@ def main() -> None:
             centre, http = _start_centre(bundle, url, args.threads, work)
             result = asyncio.run(_run(url, http, bundle, args.rate, args.phase_s))
         finally:
-            for proc in (centre, broker):
-                if proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            stop_processes(centre, broker)
     result = {"machine": {"cpus": os.cpu_count()}, "rate_hz": args.rate, **result}
     for name in ("idle", "watched", "idle again"):
         r = result[name]

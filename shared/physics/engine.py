@@ -18,13 +18,20 @@ ENGINES = ("auto", "deepwave", "torch")
 Simulator = Callable[[np.ndarray | torch.Tensor], torch.Tensor]
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a finder that refuses the name outright
+        return False
+
+
 def resolve_engine(name: str = "auto") -> str:
     """``auto``: deepwave when it is installed, else the PyTorch propagator."""
     if name not in ENGINES:
         raise ValueError(f"propagator {name!r}: choose from {', '.join(ENGINES)}")
     if name == "auto":
-        return "deepwave" if importlib.util.find_spec("deepwave") is not None else "torch"
-    if name == "deepwave" and importlib.util.find_spec("deepwave") is None:
+        return "deepwave" if _installed("deepwave") else "torch"
+    if name == "deepwave" and not _installed("deepwave"):
         raise ValueError("deepwave is not installed here: use --propagator torch")
     return name
 

@@ -66,3 +66,15 @@ def test_engine_choice():
     simulate = shot_simulator("torch")
     data = simulate(np.full((1, 1, 70, 70), 2500.0, np.float32))
     assert data.shape == (1, *CONTRACT.data_shape) and data.device.type == "cpu"
+
+
+def test_auto_falls_back_to_torch_where_deepwave_cannot_be_imported():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = "from shared.physics.engine import resolve_engine; print(resolve_engine('auto'))"
+    env = {"PYTHONPATH": f"{root / 'tests' / 'gpu_like'}:{root}", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "torch", out.stderr
