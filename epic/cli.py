@@ -12,7 +12,18 @@ import typer
 import typer.main
 
 from epic import __version__
-from epic.commands import bench, broker, data, demo, deploy, edge, evaluate, report, train
+from epic.commands import (
+    bench,
+    broker,
+    compress,
+    data,
+    demo,
+    deploy,
+    edge,
+    evaluate,
+    report,
+    train,
+)
 from epic.helptext import tidy
 from epic.parentwatch import watch_supervisor
 from shared.data.errors import DataError
@@ -40,6 +51,9 @@ app.command("eval", short_help="Score a checkpoint, optionally with devices gone
 )
 app.command("report", short_help="Score checkpoints per family; write Markdown tables.")(
     report.report
+)
+app.command("compress", short_help="Fit the wire code that shrinks EPIC-Net's latents.")(
+    compress.compress
 )
 app.command("deploy", short_help="Split a checkpoint into a bundle for edges and centre.")(
     deploy.deploy

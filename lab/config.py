@@ -128,6 +128,10 @@ def build(cfg: TrainConfig) -> FWIModel:
             f"{cfg.model} has no preset {cfg.preset!r} (it has {', '.join(cls.PRESETS)})",
             "--preset",
         )
+    if cfg.hparams.get("wire_dims"):
+        raise ConfigError(
+            "wire_dims is fitted to a trained model, not trained: `epic compress`", "--hparam"
+        )
     unknown = sorted(set(cfg.hparams) - set(cls.PRESETS[cfg.preset]))
     if unknown:
         raise ConfigError(

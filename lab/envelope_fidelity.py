@@ -1,15 +1,20 @@
 """What the wire costs in fidelity: SSIM of maps decoded from latents that went through
-``pack``/``unpack`` against maps decoded from the float32 latents themselves.
+``pack``/``unpack`` against maps decoded from float32 latents.
+
+The reference is the model's own float32 latents, or, for a model with a wire code
+(``epic compress``), the checkpoint it was compressed from (``--against``): then the loss
+counts the dropped directions as well as the quantization, all that the wire costs.
 
 Used by ``tests/shared/test_envelope_fidelity.py`` (small simulated set, in CI) and by hand
 on held-out data for the figures in ``shared/envelope.py``'s docstring::
 
-    python -m lab.envelope_fidelity models/epic-lite-5.pt /work/data/test/flatvel-a ...
+    python -m lab.envelope_fidelity models/epic-lite-5.pt data/real/FlatVelA-test11 ...
+        [--against runs/epic-lite-5-tokens.pt]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,9 +44,12 @@ def wire_fidelity(
     roots: Sequence[Path | str],
     dtypes: Sequence[LatentDtype] = tuple(LatentDtype),
     limit: int | None = None,
+    against: FWIModel | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per dtype: mean SSIM against the truth, mean SSIM lost against float32 latents (and
-    the worst sample's loss), and bytes per envelope."""
+    """Per dtype: mean SSIM against the truth, mean SSIM lost against float32 latents of
+    ``against`` (default: ``model``'s own; the worst sample's loss too), and bytes per
+    envelope."""
+    reference = model if against is None else against
     data = OpenFWIDataset(roots, model.normalization, model.blocks, model.geometry)
     count = len(data) if limit is None else min(limit, len(data))
     norm = model.normalization
@@ -53,7 +61,7 @@ def wire_fidelity(
         latents = model.encode(x[None])
         present = torch.ones(1, model.n_devices, dtype=torch.bool)
         truth = v.reshape(1, 1, *v.shape[-2:])
-        exact = norm.velocity_inverse(model.decode(latents, present))
+        exact = norm.velocity_inverse(reference(x[None], present))
         base = ssim(exact, norm.velocity_inverse(truth))
         for dtype in dtypes:
             wired, sizes = [], []
@@ -79,9 +87,18 @@ def wire_fidelity(
     }
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lab.envelope_fidelity")
+    parser.add_argument("checkpoint")
+    parser.add_argument("folders", nargs="+")
+    parser.add_argument("--against", help="reference checkpoint (the uncompressed model)")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    checkpoint, *folders = sys.argv[1:]
-    net, _ = load_checkpoint(checkpoint)
-    for name, figures in wire_fidelity(net, folders, limit=None).items():
+    net, _ = load_checkpoint(args.checkpoint)
+    ref = load_checkpoint(args.against)[0] if args.against else None
+    for name, figures in wire_fidelity(net, args.folders, against=ref).items():
         print(name, {k: round(v, 5) for k, v in figures.items()})
+
+
+if __name__ == "__main__":
+    main()

@@ -23,26 +23,28 @@ bit or truncation is caught before anything is parsed. Everything is then checke
 field; every failure is one ``EnvelopeError`` whose ``reason`` is a short code the centre
 counts by.
 
-What it costs, for the EPIC-Net lite shipped until 2026-12-04 (8 tokens x 64 per device;
-model hash ``bdd20519849c27fc``; today's has the same latent shape, hence the same bytes, and
-``tests/shared/test_envelope_fidelity.py`` holds its int8 cost under 0.002 SSIM), measured
-with ``python -m lab.envelope_fidelity models/epic-lite-5.pt DIR...`` on the 600 held-out
-test samples (flatvel-a, flatfault-a, curvevel-a; data seed 1001, never trained on):
+What it costs, for the shipped EPIC-Net lite: since 2026-12-05 each device sends 48
+numbers, its tokens' coordinates along their 48 main directions (the wire code,
+``shared.models.wire_code``, fitted by ``epic compress``), in place of 8 tokens x 64.
+Measured with ``python -m lab.envelope_fidelity models/epic-lite-5.pt DIR... --against
+TOKENS.pt`` (the checkpoint before ``epic compress``) on OpenFWI's 1,500 held-out test
+maps (FlatVel-A, FlatFault-A, CurveVel-A ``*-test11``, never trained or fitted on); the
+loss is against the uncompressed model's float32 tokens, so it counts the dropped
+directions as well as the rounding:
 
-============  ============  ====================================  ======================
-latent dtype  bytes / env.  SSIM vs float32 latents (mean; worst)  vs raw (280,000 B)
-============  ============  ====================================  ======================
-int8          578           +0.00001; 0.0019                      484x fewer bytes
-int8-channel  830           +0.00001; 0.0014                      337x
-float16       1,086         0.00000; 0.0001                       258x
-float32       2,110         (reference)                           133x
-============  ============  ====================================  ======================
+=====================  ============  ====================================  =================
+latent on the wire     bytes / env.  SSIM lost (mean; worst of 1,500)      vs raw (280,000 B)
+=====================  ============  ====================================  =================
+48 numbers, int8       110           0.00013; 0.054                        2,545x fewer
+48 numbers, float16    154           0.00015; 0.041                        1,818x
+8 x 64 tokens, int8    578           0.00001; 0.002                        484x
+8 x 64 tokens, float32 2,110         (reference)                           133x
+=====================  ============  ====================================  =================
 
-So int8 with one per-tensor scale (the default) costs nothing measurable (the budget is
-0.002): the encoder ends in tanh, so latents lie in [-1, 1] and one scale wastes little of
-the int8 range. The header is 66 bytes with these short ids (about 80 with the demo's
-``flatfault-a-<slot>`` sample ids: 594 B in all). ``tests/shared/
-test_envelope_fidelity.py`` re-checks the budget on simulated data in CI.
+So int8 with one per-tensor scale (the default) is all the wire needs: the code divides
+each coordinate by its spread on the training data, so one scale suits them all. The
+header is 62 bytes with these short ids (about 80 with the bench's ``flatfault-a-<slot>``
+sample ids). ``tests/shared/test_envelope_fidelity.py`` re-checks the budget in CI.
 """
 
 from __future__ import annotations

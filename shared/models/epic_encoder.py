@@ -6,7 +6,8 @@ Shots are input channels. Time is first decimated with an anti-aliasing low-pass
 InversionNet starts; then 3 x 3 kernels mix neighbouring receivers, and an adaptive pool
 makes a fixed grid of tokens, so the same encoder works for a block of 1 receiver or 35.
 The tokens end in tanh: bounded latents quantize to int8 with a fixed scale and lose
-almost nothing.
+almost nothing. With a wire code (``wire_dims``, fitted after training:
+``shared.models.wire_code``) the encoder sends k coordinates in place of the tokens.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from torch import nn
 
 from shared.models.decimation import TimeDecimation
 from shared.models.layers import conv_bn_act
+from shared.models.wire_code import WireEncoder
 
 __all__ = ["DeviceEncoder"]
 
 
 class DeviceEncoder(nn.Module):
-    """``[B, shots, T, r]`` -> ``[B, tokens, d_model]`` in (-1, 1)."""
+    """``[B, shots, T, r]`` -> ``[B, tokens, d_model]`` in (-1, 1), or ``[B, wire_dims]``."""
 
     def __init__(
         self,
@@ -31,6 +33,7 @@ class DeviceEncoder(nn.Module):
         token_grid: tuple[int, int],
         d_model: int,
         decimate: int = 1,
+        wire_dims: int = 0,
     ) -> None:
         super().__init__()
         c0, c1, c2, c3 = channels
@@ -49,7 +52,12 @@ class DeviceEncoder(nn.Module):
         self.project = nn.Linear(c3, d_model)
         self.n_tokens = token_grid[0] * token_grid[1]
         self.d_model = d_model
+        self.wire = WireEncoder(self.n_tokens * d_model, wire_dims) if wire_dims else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(self.decimation(x))  # [B, c3, tokens_t, tokens_x]
         return torch.tanh(self.project(f.flatten(2).transpose(1, 2)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.tokens(x)
+        return tokens if self.wire is None else self.wire(tokens)

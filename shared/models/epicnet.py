@@ -21,6 +21,7 @@ from shared.models.base import FWIModel
 from shared.models.epic_attention import DevicePosition, Fusion, PositionalCrossAttention
 from shared.models.epic_encoder import DeviceEncoder
 from shared.models.layers import conv_bn_act
+from shared.models.wire_code import WireDecoder
 
 __all__ = ["EpicNet"]
 
@@ -40,6 +41,7 @@ class EpicNet(FWIModel):
             "pos_dim": 16,
             "pos_grid": 20,
             "attn_levels": 4,
+            "wire_dims": 0,
         },
         # Between the two, for a GPU run: 4.7 M parameters, 9.4 MB in bfloat16 (the paper
         # preset's 19 MB does not come back from the GPU machine's 16 MiB file limit).
@@ -55,6 +57,7 @@ class EpicNet(FWIModel):
             "pos_dim": 32,
             "pos_grid": 35,
             "attn_levels": 5,
+            "wire_dims": 0,
         },
         "paper": {
             "enc_channels": (32, 64, 128, 256),
@@ -68,12 +71,13 @@ class EpicNet(FWIModel):
             "pos_dim": 32,
             "pos_grid": 35,
             "attn_levels": 5,
+            "wire_dims": 0,
         },
     }
 
     # Checkpoints written before these options existed had no time decimation and
     # cross-attention in every decoder block.
-    LEGACY: ClassVar[dict[str, Any]] = {"decimate": 1, "attn_levels": 5}
+    LEGACY: ClassVar[dict[str, Any]] = {"decimate": 1, "attn_levels": 5, "wire_dims": 0}
 
     def __init__(self, n_devices: int, preset: str = "lite", **kwargs: Any) -> None:
         super().__init__(n_devices, preset, **kwargs)
@@ -87,10 +91,17 @@ class EpicNet(FWIModel):
                 tuple(h["token_grid"]),
                 d,
                 h["decimate"],
+                h["wire_dims"],
             )
             for _ in range(n_devices)
         )
         self.n_tokens = self.encoders[0].n_tokens
+        # The wire code's centre half (0: the tokens travel as they are).
+        self.unwire = (
+            nn.ModuleList(WireDecoder(self.n_tokens, d, h["wire_dims"]) for _ in range(n_devices))
+            if h["wire_dims"]
+            else None
+        )
         n_rec = self.geometry.n_receivers
         centre = torch.tensor([(b.start + b.stop - 1) / 2 / max(n_rec - 1, 1) for b in self.blocks])
         width = torch.tensor([len(b) / n_rec for b in self.blocks])
@@ -142,6 +153,8 @@ class EpicNet(FWIModel):
         return self.encoders[i]
 
     def latent_shape(self, i: int) -> tuple[int, ...]:
+        if self.unwire is not None:
+            return (self.hparams["wire_dims"],)
         return (self.n_tokens, self.hparams["d_model"])
 
     # -- the centre's half ----------------------------------------------------------------
@@ -151,6 +164,8 @@ class EpicNet(FWIModel):
         present = present.to(torch.bool)
         if not present.any(dim=1).all():
             raise ValueError("every sample needs at least one present device")
+        if self.unwire is not None:
+            latents = [unwire(z) for unwire, z in zip(self.unwire, latents, strict=True)]
         tokens = torch.stack(latents, dim=1)  # [B, N, T, d]
         tokens = torch.where(present[:, :, None, None], tokens, torch.zeros_like(tokens))
         where = self.device_position(self.device_centre, self.device_width)  # [N, d]

@@ -23,8 +23,8 @@ from shared.envelope import Envelope, pack
 __all__ = ["KINDS", "garbage", "hypothesis_messages"]
 
 Message = tuple[str, bytes]
-# Offsets in an envelope with a 2-D latent (8 x 64): see shared/envelope.py's layout.
-_VERSION, _DTYPE, _COMP, _NDIM, _DIMS, _HASH = 4, 5, 6, 7, 8, 16
+# Offsets in an envelope: see shared/envelope.py's layout (dims: the first dimension's).
+_VERSION, _DTYPE, _COMP, _NDIM, _DIMS = 4, 5, 6, 7, 8
 _BAD_ID_CHARS = " %!*'()é;:@&=$,?[]~"
 
 
@@ -38,6 +38,8 @@ class _Maker:
         self.dep = feed.deployment  # type: ignore[attr-defined]
         self.devices = feed.devices  # type: ignore[attr-defined]
         self.n = 0
+        # Numbers in one latent (the shipped model's wire code: 48 a device).
+        self.values = int(np.prod(self.feed.envelope(0, self.devices[0]).data.shape))  # type: ignore[attr-defined]
 
     def ids(self) -> tuple[str, str]:
         self.n += 1
@@ -84,14 +86,14 @@ class _Maker:
         elif what == 3:
             body[_NDIM] = self.rng.choice([0, *range(5, 256)])
         elif what == 4:  # huge shapes: the header claims billions of elements
-            body[_DIMS : _DIMS + 8] = struct.pack("<II", self.randint(2**20, 2**32), 64)
+            body[_DIMS : _DIMS + 4] = struct.pack("<I", self.randint(2**23, 2**32))
         elif what == 5:
-            body[_DIMS : _DIMS + 8] = struct.pack("<II", 0, 64)
+            body[_DIMS : _DIMS + 4] = struct.pack("<I", 0)
         elif what == 6:
             body += self.rng.bytes(self.randint(1, 64))  # trailing bytes
         else:  # the int8 scale: NaN, infinite, zero or negative
             scale = float(self.rng.choice([np.nan, np.inf, 0.0, -1.0]))
-            at = len(body) - 4 - 512 - 4  # scale, payload length, 512 int8 values
+            at = len(body) - 4 - self.values - 4  # scale, payload length, int8 values
             body[at : at + 4] = struct.pack("<f", scale)
         return self.topic(sid, dev), _reseal(body)
 
@@ -102,7 +104,7 @@ class _Maker:
         body = bytearray(self.good(sid, dev, dtype)[:-4])
         size, code = (2, "<e") if dtype == "float16" else (4, "<f")
         value = float(self.rng.choice([np.nan, np.inf, -np.inf]))
-        at = len(body) - size * self.randint(1, 512)
+        at = len(body) - size * self.randint(1, self.values + 1)
         body[at : at + size] = struct.pack(code, value)
         return self.topic(sid, dev), _reseal(body)
 
@@ -155,10 +157,10 @@ class _Maker:
         sid, dev = self.ids()
         body = bytearray(self.good(sid, dev)[:-4])
         body[_COMP] = 1
-        frame = zstandard.ZstdCompressor().compress(bytes(self.randint(513, 2**20)))
+        frame = zstandard.ZstdCompressor().compress(bytes(self.randint(self.values + 1, 2**20)))
         if self.rng.random() < 0.5:
             frame = self.rng.bytes(self.randint(1, 300))  # not zstd at all
-        body = body[: len(body) - 4 - 512] + struct.pack("<I", len(frame)) + frame
+        body = body[: len(body) - 4 - self.values] + struct.pack("<I", len(frame)) + frame
         return self.topic(sid, dev), _reseal(body)
 
     def oversize(self) -> Message:

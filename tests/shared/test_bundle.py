@@ -34,7 +34,7 @@ def test_manifest_says_who_owns_what(bundle: Path) -> None:
     for d in manifest.devices:
         assert (bundle / d.edge_file).stat().st_size == d.edge_bytes
         assert d.edge_bytes < 0.15 * manifest.total_bytes  # a small fraction of the whole
-        assert d.latent_shape == (8, 64)
+        assert d.latent_shape == (48,)  # the wire code: 48 numbers, not 8 x 64 tokens
         assert (bundle / d.onnx_file).is_file()
 
 

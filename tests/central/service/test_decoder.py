@@ -62,7 +62,7 @@ def test_batched_equals_one_by_one_and_missing_devices_are_masked(bundle: Path, 
         assert m.batch_size == 3 and m.sample is sample
     # Garbage in a missing device's place changes nothing: it is masked, not zero-weighted.
     junk = ready(feed, 1, ["dev-0", "dev-2", "dev-4"])
-    junk.arrivals["dev-1"] = Arrival("latent", "x", "dev-1", np.full((8, 64), 9.0, np.float32),
+    junk.arrivals["dev-1"] = Arrival("latent", "x", "dev-1", np.full(48, 9.0, np.float32),
                                      1, 0, 2, 0)  # fmt: skip
     latents, present = runtime.inputs([junk])
     present[0, 1] = False

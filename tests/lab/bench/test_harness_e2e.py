@@ -43,11 +43,11 @@ def test_bench_runs_both_pipelines_and_writes_the_contract(
         assert figures["l_central_ms_p50"] < figures["l_total_ms_p50"]
         assert figures["l_total_ms_p50"] <= figures["l_total_ms_p95"]
     epic, inv = doc["models"]["epic"], doc["models"]["inversionnet"]
-    # Raw blocks (5 x 280 kB a sample) against int8 latents (~600 B an envelope), counted at
-    # the proxies: connect, status and heartbeats included, over only 2 samples.
+    # Raw blocks (5 x 280 kB a sample) against 48 int8 numbers (~130 B an envelope), counted
+    # at the proxies: connect, status and heartbeats included, over only 2 samples.
     assert inv["bytes_per_sample"] > 1_400_000
     assert inv["bytes_per_sample"] > 50 * epic["bytes_per_sample"]
-    assert epic["payload_bytes_per_sample"] < 5 * 700
+    assert epic["payload_bytes_per_sample"] < 5 * 150
     # The observer's count of the data (envelopes in PUBLISH packets) and the proxies' count
     # agree: for raw blocks the session's own traffic is a fraction of a percent.
     assert inv["data_bytes_per_sample"] <= inv["bytes_per_sample"]
