@@ -109,7 +109,8 @@ class DeviceRegistry:
             return
         payload = report.payload
         if report.kind == "heartbeat":
-            device.heartbeat = payload
+            # A heartbeat between two full ones carries only what changed (edge.health).
+            device.heartbeat = {**(device.heartbeat or {}), **(payload or {})}
             self._active(device, time.time_ns())
             self._changed(device)
             return

@@ -29,7 +29,8 @@ class EdgeConfig:
     compress: str = "none"
     outbox: Path | None = None  # None: default_outbox_path(deployment, device)
     outbox_mb: float = 64.0
-    heartbeat_s: float = 5.0
+    heartbeat_s: float = 5.0  # the longest silence: then a heartbeat says "alive"
+    stats_s: float = 60.0  # the longest between full heartbeats (every figure)
     max_samples: int | None = None
     threads: int = 1
     start_slot: int | None = None
@@ -59,6 +60,8 @@ class EdgeConfig:
             (self.rate >= 0, "--rate", self.rate, "must be >= 0"),
             (self.outbox_mb > 0, "--outbox-mb", self.outbox_mb, "must be > 0"),
             (self.heartbeat_s > 0, "--heartbeat-s", self.heartbeat_s, "must be > 0"),
+            (self.stats_s >= self.heartbeat_s, "--stats-s", self.stats_s,
+             f"must be >= --heartbeat-s ({self.heartbeat_s})"),
             (self.max_samples is None or self.max_samples >= 0, "--max-samples",
              self.max_samples, "must be >= 0"),
             (self.threads >= 1, "--threads", self.threads, "must be >= 1"),

@@ -5,8 +5,11 @@ every connect; the same topic carries the Last Will (``online: false``, ``reason
 which the broker publishes when the connection dies without a goodbye, and a clean shutdown
 publishes ``online: false`` with ``reason: "shutdown"`` itself.
 
-``heartbeat``: ``epic/<dep>/heartbeat/<device>``, JSON every few seconds: counters since
-the daemon started, encode time percentiles over the last 256 samples, and the outbox.
+``heartbeat``: ``epic/<dep>/heartbeat/<device>``, JSON: counters since the daemon started,
+encode time percentiles over the last 256 samples, and the outbox. All of them on connect
+and every ``stats_s``; in between (a heartbeat after a silence, ``edge.publisher``) only
+``time_ns`` and the figures that changed since the last heartbeat: an idle device's says
+just that it is alive, in 31 bytes instead of 300. The centre keeps the figures last sent.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EdgeStats", "StatusInfo", "heartbeat_payload", "status_payload"]
+__all__ = [
+    "EdgeStats",
+    "StatusInfo",
+    "encode_heartbeat",
+    "heartbeat_figures",
+    "heartbeat_payload",
+    "status_payload",
+]
 
 _WINDOW = 256
 
@@ -91,8 +101,33 @@ def heartbeat_payload(
     dropped: int,
     skipped: int,
 ) -> bytes:
+    """Every figure (as ``heartbeat_figures``), as JSON."""
+    figures = heartbeat_figures(device_id, stats, outbox_depth, outbox_bytes, dropped, skipped)
+    return encode_heartbeat(figures)
+
+
+def encode_heartbeat(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> bytes:
+    """JSON of ``figures``, or, given the ``previous`` heartbeat's, of ``time_ns`` and the
+    figures that changed (uptime aside: the time says it)."""
+    if previous is not None:
+        figures = {
+            k: v
+            for k, v in figures.items()
+            if k == "time_ns" or (k != "uptime_s" and previous.get(k) != v)
+        }
+    return json.dumps(figures, separators=(",", ":")).encode()
+
+
+def heartbeat_figures(
+    device_id: str,
+    stats: EdgeStats,
+    outbox_depth: int,
+    outbox_bytes: int,
+    dropped: int,
+    skipped: int,
+) -> dict[str, Any]:
     p50, p95 = stats.encode_percentiles()
-    body = {
+    return {
         "device_id": device_id,
         "time_ns": time.time_ns(),
         "uptime_s": round(stats.uptime_s, 3),
@@ -109,4 +144,3 @@ def heartbeat_payload(
         "reconnects": stats.reconnects,
         "connect_failures": stats.connect_failures,
     }
-    return json.dumps(body, separators=(",", ":")).encode()

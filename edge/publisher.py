@@ -2,11 +2,16 @@
 
 Each connection: publish the retained ``online`` status (its Last Will says ``offline``),
 then three tasks until the connection dies or the daemon stops: drain the outbox (a window
-of envelopes at QoS 1, each deleted after its PUBACK), publish a heartbeat every few
-seconds, and watch for the disconnect. A lost connection or a refused connect waits an
-exponential backoff with jitter, then connects again with a fresh client; what the outbox
-holds then goes out oldest first. On stop it says ``offline`` (reason ``shutdown``) and
-disconnects cleanly, so the broker does not fire the Will.
+of envelopes at QoS 1, each deleted after its PUBACK), publish a heartbeat, and watch for
+the disconnect. Like MQTT's own keepalive, a heartbeat is due only after ``heartbeat_s`` of
+silence: a latent already proves the device alive (the centre counts either), so while
+latents flow the counters go out every ``stats_s`` instead, and a heartbeat between those
+carries only what changed (``edge.health``): the uplink carries almost nothing but latents.
+
+A lost connection or a refused connect waits an exponential backoff with jitter, then
+connects again with a fresh client; what the outbox holds then goes out oldest first. On
+stop it says ``offline`` (reason ``shutdown``) and disconnects cleanly, so the broker does
+not fire the Will.
 
 A PUBACK lost with the connection means that envelope is sent again after reconnecting:
 delivery is at least once, and the centre ignores duplicates (DESIGN.md, "Assembler").
@@ -17,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 
 import aiomqtt
 
 from edge.config import EdgeConfig
 from edge.connection import Backoff
-from edge.health import EdgeStats, StatusInfo, heartbeat_payload, status_payload
+from edge.health import EdgeStats, StatusInfo, encode_heartbeat, heartbeat_figures, status_payload
 from edge.outbox import Outbox, OutboxRow
 
 __all__ = ["Publisher"]
@@ -52,6 +59,7 @@ class Publisher:
         self.heartbeat_topic = f"{base}/heartbeat/{info.device_id}"
         self.identifier = f"edge-{info.deployment}-{info.device_id}"
         self._tls = config.broker.tls_context()
+        self._last_sent = -math.inf  # monotonic time of the last acknowledged publish
 
     def _client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(
@@ -149,14 +157,28 @@ class Publisher:
             # Even when cancelled by a disconnect: what was acknowledged must not go again.
             await asyncio.shield(self.outbox.delete([r.id for r in acked]))
             self.stats.envelopes_sent += len(acked)
+            if acked:
+                self._last_sent = time.monotonic()
             self.stats.bytes_sent += sum(len(r.payload) for r in acked)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        """Every figure at once and every ``stats_s``; between them, after ``heartbeat_s``
+        without a publish, ``time_ns`` and what changed."""
+        last_full = -math.inf
+        sent: dict | None = None  # the figures as the centre now has them
         while True:
-            payload = heartbeat_payload(
+            now = time.monotonic()
+            full_at = last_full + self.config.stats_s
+            due = min(self._last_sent + self.config.heartbeat_s, full_at)
+            if now < due:
+                # Woken early or late alike: the due time is worked out again from what was
+                # sent meanwhile.
+                await asyncio.sleep(due - now)
+                continue
+            figures = heartbeat_figures(
                 self.info.device_id,
                 self.stats,
                 self.outbox.depth,
@@ -164,8 +186,13 @@ class Publisher:
                 self.outbox.dropped,
                 self._skipped(),
             )
+            full = now >= full_at
+            payload = encode_heartbeat(figures, None if full else sent)
             await client.publish(self.heartbeat_topic, payload, qos=0)
-            await asyncio.sleep(self.config.heartbeat_s)
+            sent = figures
+            self._last_sent = time.monotonic()
+            if full:
+                last_full = self._last_sent
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError):

@@ -75,7 +75,14 @@ def edge(
     outbox_mb: Annotated[
         float, typer.Option(min=0.001, help="Outbox bound; the oldest envelopes go first.")
     ] = 64.0,
-    heartbeat_s: Annotated[float, typer.Option(min=0.05, help="Seconds between heartbeats.")] = 5.0,
+    heartbeat_s: Annotated[
+        float,
+        typer.Option(min=0.05, help="A heartbeat after this many seconds without a publish."),
+    ] = 5.0,
+    stats_s: Annotated[
+        float,
+        typer.Option(min=0.05, help="Every figure in a heartbeat at least this often."),
+    ] = 60.0,
     max_samples: Annotated[
         int | None, typer.Option(min=0, help="Stop after K samples are produced and sent.")
     ] = None,
@@ -120,6 +127,7 @@ def edge(
         outbox=outbox,
         outbox_mb=outbox_mb,
         heartbeat_s=heartbeat_s,
+        stats_s=stats_s,
         max_samples=max_samples,
         threads=threads,
         start_slot=start_slot,

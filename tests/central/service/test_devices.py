@@ -43,6 +43,9 @@ def test_status_last_will_and_late() -> None:
     assert r.health("dev-1").late  # never heard from since the centre started: late too
     r.report(DeviceReport("heartbeat", "dev-0", {"outbox_depth": 2}))
     assert not events[-1].late and events[-1].heartbeat == {"outbox_depth": 2}
+    # A heartbeat between two full ones says what changed: the figures are merged.
+    r.report(DeviceReport("heartbeat", "dev-0", {"time_ns": 5, "dropped": 1}))
+    assert events[-1].heartbeat == {"outbox_depth": 2, "time_ns": 5, "dropped": 1}
     r.report(DeviceReport("status", "dev-0", {"online": False, "reason": "lost"}))  # the Will
     assert events[-1].status == "offline" and not events[-1].online
     clock.t = 100
