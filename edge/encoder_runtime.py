@@ -102,7 +102,11 @@ class EncoderRuntime:
             raise DataError(
                 self.device.id, f"block shape {tuple(block.shape)}, expected {self.block_shape}"
             )
-        latent = self._run(self.normalize(block)[None])
+        if self.kind == "onnx" and self.device.onnx_normalizes:
+            x = np.ascontiguousarray(block, dtype=np.float32)  # the graph normalizes
+        else:
+            x = self.normalize(block)
+        latent = self._run(x[None])
         return np.asarray(latent, dtype=np.float32).reshape(self.latent_shape)
 
 

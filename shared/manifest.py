@@ -30,6 +30,9 @@ class DeviceEntry:
     edge_file: str
     edge_bytes: int
     onnx_file: str | None = None
+    # The ONNX encoder takes raw waveforms and normalizes them itself (bundles written since
+    # 2026-12-05: onnxruntime's log1p is three times numpy's); older ones take them normalized.
+    onnx_normalizes: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,20 @@
 maps per second the whole service sustains through a real broker.
 
     python -m lab.bench.decode [--threads 2] [--samples 400] [--broker amqtt|mosquitto]
+        [--devices 70]
 
 1. Decode: ``DecoderRuntime.decode`` (what the service runs in its worker thread) on
    batches of 1, 8 and 16 samples of the shipped model, all devices present, latents drawn
    in the encoder's tanh range; p50/p95 over ``--runs`` runs after a warm-up, with PyTorch
    and with onnxruntime (the bundle's ``central.onnx``) one after the other in one run.
 2. Service: a broker and ``epic central`` as subprocesses (as in the field); this process
-   publishes ``--samples`` samples x 5 devices of int8 envelopes as fast as the broker takes
+   publishes ``--samples`` samples x N devices of int8 envelopes as fast as the broker takes
    them and counts the maps the centre publishes on ``epic/<dep>/map/+``. Maps per second =
    samples / (last map - first publish).
+
+``--devices N`` other than the shipped 5: an architecture-identical, **untrained** EPIC-Net
+lite for N devices (as ``epic bench``'s throughput runs build), wire code included. Speed
+does not depend on the weights; its maps mean nothing.
 """
 
 from __future__ import annotations
@@ -187,6 +192,7 @@ async def _publish_and_count(url: str, bundle: Path, samples: int) -> dict:
     steady = (len(seen) * 8 // 10) / (hi - lo) if hi > lo else None
     return {
         "samples": samples,
+        "devices": len(manifest.devices),
         "messages": len(messages),
         "publish_s": round(published, 2),
         "publish_msgs_per_s": round(len(messages) / published, 1),
@@ -210,7 +216,7 @@ def bench_service(bundle: Path, threads: int, samples: int, broker: str) -> dict
             "maps_stored", "rejected", "samples_dropped", "decode_batch1_ms_p50",
             "decode_batched_ms_p50", "decode_batched_ms_p95", "decode_ms_p95")}  # fmt: skip
         print(
-            f"service ({broker}): {samples} samples x 5 devices, published in "
+            f"service ({broker}): {samples} samples x {result['devices']} devices, published in "
             f"{result['publish_s']} s ({result['publish_msgs_per_s']} msg/s); "
             f"{result['maps_per_s']} maps/s overall, {result['maps_per_s_steady']} steady"
         )
@@ -231,6 +237,20 @@ def stop_processes(*procs: subprocess.Popen | None) -> None:
                 proc.kill()
 
 
+def _untrained(devices: int, out: Path) -> Path:
+    """The shipped model's architecture for ``devices`` devices, weights at random."""
+    import torch
+
+    from shared.models.checkpoint import load_checkpoint, save_checkpoint
+    from shared.models.registry import build_from_config
+
+    config = load_checkpoint(CHECKPOINT)[0].config()
+    torch.manual_seed(0)
+    model = build_from_config({**config, "n_devices": devices}).eval()
+    save_checkpoint(out, model, note=f"untrained, {devices} devices: for speed only")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -239,15 +259,20 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=400)
     ap.add_argument("--broker", choices=["amqtt", "mosquitto"], action="append")
     ap.add_argument("--skip-service", action="store_true")
+    ap.add_argument("--devices", type=int, default=5, help="N: other than 5, untrained")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     from shared.bundle import write_bundle
 
     with tempfile.TemporaryDirectory(prefix="epic-bench-bundle-") as tmp:
         bundle = Path(tmp) / "bundle"
-        write_bundle(CHECKPOINT, bundle, "bench")
+        checkpoint = CHECKPOINT
+        if args.devices != 5:
+            checkpoint = _untrained(args.devices, Path(tmp) / "untrained.pt")
+        write_bundle(checkpoint, bundle, "bench")
         figures: dict = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()},
-                         "threads": args.threads}  # fmt: skip
+                         "threads": args.threads, "devices": args.devices,
+                         "trained": args.devices == 5}  # fmt: skip
         sizes = [int(s) for s in args.sizes.split(",")]
         figures["decode"] = bench_decode(bundle, args.threads, args.runs, sizes)
         if not args.skip_service:

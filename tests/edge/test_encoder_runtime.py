@@ -57,6 +57,37 @@ def test_onnx_runtime_matches_torch(bundle: Path, pool: ShotPool) -> None:
     np.testing.assert_allclose(onnx_rt.encode(block), torch_rt.encode(block), atol=1e-4)
 
 
+def test_an_older_bundle_whose_onnx_takes_normalized_input(
+    tmp_path: Path, bundle: Path, pool: ShotPool
+) -> None:
+    """Bundles written before 2026-12-05 keep working: their ONNX graph has no
+    normalization (and their manifest no ``onnx_normalizes``), so the runtime does it."""
+    import json
+    import shutil
+    import warnings
+
+    from shared.bundle import load_edge_encoder
+
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    _, encoder = load_edge_encoder(old, "dev-2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(encoder, (torch.randn(1, 5, 1000, 14),), str(old / "edge/dev-2.onnx"),
+                          input_names=["waveforms"], output_names=["latent"],
+                          dynamic_axes={"waveforms": {0: "batch"}, "latent": {0: "batch"}},
+                          opset_version=17, dynamo=False)  # fmt: skip
+    raw = json.loads((old / "manifest.json").read_text())
+    for device in raw["devices"]:
+        del device["onnx_normalizes"]
+    (old / "manifest.json").write_text(json.dumps(raw))
+    before = EncoderRuntime.load(old, "dev-2", "onnx")
+    now = EncoderRuntime.load(bundle, "dev-2", "onnx")
+    assert not before.device.onnx_normalizes and now.device.onnx_normalizes
+    block = pool.waveforms(0, now.device.receivers)
+    np.testing.assert_allclose(before.encode(block), now.encode(block), atol=1e-4)
+
+
 def test_runtime_choice_and_bad_input(tmp_path: Path, bundle: Path, pool: ShotPool) -> None:
     plain = tmp_path / "plain"
     write_bundle(CHECKPOINT, plain, "plain")  # no --onnx
