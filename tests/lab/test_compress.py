@@ -74,7 +74,8 @@ def test_a_narrow_code_travels_in_the_bundle_and_splits_like_the_whole(
     out = tmp_path / "coded.pt"
     narrow = compress(tokens_checkpoint, [data], 4, out, progress=False)
     wide = compress(tokens_checkpoint, [data], 8, tmp_path / "wide.pt", progress=False)
-    assert all(0 < n < w <= 1 for n, w in zip(narrow["variance_kept"], wide["variance_kept"]))
+    kept = zip(narrow["variance_kept"], wide["variance_kept"], strict=True)
+    assert all(0 < n < w <= 1 for n, w in kept)
     manifest = write_bundle(out, tmp_path / "bundle", "wire", onnx=True)
     assert all(d.latent_shape == (4,) for d in manifest.devices)
     full, _ = load_checkpoint(out)
