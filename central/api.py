@@ -132,6 +132,55 @@ async def map_png(
 
 
 @router.get(
+    "/api/maps/{sample_id}/compare.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "three panels side by side"},
+        404: {"description": "no such map, or nothing to compare it with"},
+    },
+    tags=["maps"],
+)
+async def compare_png(
+    request: Request,
+    view: View,
+    sample_id: SampleId,
+    version: Version = None,
+    against: Annotated[
+        Literal["auto", "truth", "previous"],
+        Query(
+            description="truth (where the source knows it: the demo), the previous map "
+            "stored, or auto: the truth if known, else the previous map"
+        ),
+    ] = "auto",
+) -> Response:
+    """The map beside a reference and their difference: the true map (in the demo, where
+    the simulator knows it) or the map stored before it (in the field: what changed)."""
+    detail = await _find_map(view, sample_id, version)
+    reference, kind, key = None, against, ""
+    if against in ("auto", "truth"):
+        reference = await view.truth(sample_id)
+        kind, key = "truth", "truth"
+    if reference is None and against in ("auto", "previous"):
+        before = [m for m in await view.list_maps(4, before=sample_id) if m.sample_id != sample_id]
+        if before:
+            previous = await view.get_map(before[0].sample_id)
+            if previous is not None:
+                reference = np.asarray(previous.velocity, dtype=np.float32)
+                kind, key = "previous", f"{previous.sample_id}/v{previous.version}"
+    if reference is None:
+        why = {
+            "truth": "its source knows no true map (only the demo's simulator does)",
+            "previous": "no map was stored before it",
+            "auto": "its source knows no true map and no map was stored before it",
+        }
+        raise HTTPException(404, f"nothing to compare {sample_id!r} with: {why[against]}")
+    pictures: MapPictures = request.app.state.pictures
+    png = await pictures.compare_png(detail, reference, kind, key)
+    cache_control = "public, max-age=86400, immutable" if version is not None else "no-cache"
+    return Response(png, media_type="image/png", headers={"Cache-Control": cache_control})
+
+
+@router.get(
     "/api/maps/{sample_id}",
     response_model=MapDetail,
     responses={**NPY_RESPONSE, **NOT_FOUND},

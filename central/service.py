@@ -26,6 +26,8 @@ from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import numpy as np
+
 from central.assembler import Assembler, Clock
 from central.consumer import Consumer
 from central.devices import DeviceRegistry, is_alive
@@ -298,6 +300,16 @@ class CentralService:
     async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
         self._require_ready()
         return await self.store.list(limit, before)
+
+    async def truth(self, sample_id: str) -> np.ndarray | None:
+        if self._truth is None:
+            return None
+        try:
+            found = await asyncio.to_thread(self._truth, sample_id)
+        except Exception as exc:  # the truth is the demo's extra: a picture without it
+            log.warning("no true map for %s: %s", sample_id, exc)
+            return None
+        return None if found is None else np.asarray(found, dtype=np.float32)
 
     async def delete_map(self, sample_id: str) -> int:
         self._require_ready()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from central.schemas import DeviceHealth, Health, MapDetail, MapSummary
@@ -38,6 +39,10 @@ class CentralView(Protocol):
 
     async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
         """Newest first; ``before`` a sample id: only maps stored before that one's."""
+
+    async def truth(self, sample_id: str) -> np.ndarray | None:
+        """The sample's true map ``[nz, nx]`` in m/s where the source knows it (the demo's
+        simulator), else None."""
 
     async def delete_map(self, sample_id: str) -> int:
         """Delete every version of a sample's map; how many there were (0: none)."""

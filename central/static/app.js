@@ -174,23 +174,67 @@ function onMapEvent(m) {
 
 // The picture and its facts change together: the new PNG is loaded off-screen first, and
 // only then are both swapped, so the caption never names a sample the picture is not.
+// What the comparison panel sets a map against: the truth where the source knows it (the
+// demo: maps carry an SSIM), else the map stored before it; null when there is neither
+// (the first map in the field), so the page never asks for a picture that cannot exist.
+function compareAgainst(m) {
+  if (m.ssim != null) return "truth";
+  const earlier = [...state.maps.values()].some(
+    (o) => o.sample_id !== m.sample_id && decodedAt(o) < decodedAt(m),
+  );
+  return earlier ? "previous" : null;
+}
+
 function showMap(m) {
   const img = $("latest-map");
-  const src = `/api/maps/${encodeURIComponent(m.sample_id)}.png?version=${m.version}`;
+  const id = encodeURIComponent(m.sample_id);
+  const src = `/api/maps/${id}.png?version=${m.version}`;
+  const against = compareAgainst(m);
+  const cmp = against && `/api/maps/${id}/compare.png?version=${m.version}&against=${against}`;
   state.wanted = src;
-  if (img.getAttribute("src") === src) {
+  if (img.getAttribute("src") === src && $("compare-map").getAttribute("src") === cmp) {
     describeMap(m);
     return;
   }
-  const next = new Image();
+  // Both pictures load first and change together with the facts beside them.
+  let waiting = cmp ? 2 : 1;
+  let cmpShown = false;
   const swap = () => {
-    if (state.wanted !== src) return; // a newer map was asked for meanwhile
+    if (--waiting > 0 || state.wanted !== src) return; // or a newer map was asked for
     img.src = src;
+    showCompare(cmpShown ? cmp : null, against);
     describeMap(m);
   };
+  const next = new Image();
   next.onload = swap;
   next.onerror = swap; // the facts still show; the picture's own error shows in the img
   next.src = src;
+  if (cmp) {
+    const other = new Image();
+    other.onload = () => {
+      cmpShown = true;
+      swap();
+    };
+    other.onerror = swap;
+    other.src = cmp;
+  }
+}
+
+function showCompare(src, against) {
+  const figure = $("compare-figure");
+  figure.hidden = !src;
+  if (!src) return;
+  const img = $("compare-map");
+  img.src = src;
+  const truth = against === "truth";
+  img.alt = truth
+    ? "the true map, this map and their difference"
+    : "the previous map, this map and what changed";
+  img.dataset.against = against;
+  $("compare-caption").textContent = truth
+    ? "Left to right: the true map (the simulator knows it), this map, and this map minus " +
+      "the truth."
+    : "Left to right: the map stored before this one, this map, and what changed.";
 }
 
 function describeMap(m) {
@@ -305,8 +349,18 @@ function renderDevices() {
     tr.dataset.device = d.id;
     tr.dataset.state = st;
     if (st !== "online") tr.className = "bad";
-    const status = cell(st.toUpperCase());
+    // Offline or late: the centre decodes without waiting for it (liveness-aware assembly).
+    const status = cell(
+      st.toUpperCase(),
+      st === "online" ? "" : "not waited for: maps decode without this device until it is back",
+    );
     status.classList.add("state", st);
+    if (st !== "online") {
+      const note = document.createElement("span");
+      note.className = "not-waited";
+      note.textContent = "not waited for";
+      status.append(document.createElement("br"), note);
+    }
     const seen = cell(ago(nsToMs(d.last_seen_ns)));
     seen.dataset.at = String(nsToMs(d.last_seen_ns));
     const reasons = Object.entries(d.rejected || {});

@@ -127,6 +127,7 @@ class FakeView:
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     broker_connected: bool = True
     _maps: list[MapDetail] = field(default_factory=list)  # in store order
+    truths: dict[str, np.ndarray] = field(default_factory=dict)  # sample id -> true map
     _devices: dict[str, DeviceHealth] = field(default_factory=dict)
     _subs: dict[int, _Subscriber] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -164,6 +165,9 @@ class FakeView:
             index = next((i for i, m in enumerate(maps) if m.sample_id == before), None)
             maps = [] if index is None else maps[index + 1 :]
         return maps[:limit]
+
+    async def truth(self, sample_id: str) -> np.ndarray | None:
+        return self.truths.get(sample_id)
 
     def devices(self) -> list[DeviceHealth]:
         with self._lock:

@@ -309,3 +309,27 @@ def test_a_cross_origin_page_cannot_open_the_feed(client: TestClient, view: Fake
     # The page's own origin is fine.
     with client.websocket_connect("/ws/live", headers={"origin": "http://testserver"}):
         _wait_for(lambda: view.subscriber_count == 1)
+
+
+def test_compare_against_the_truth_or_the_previous_map(
+    client: TestClient, stocked: FakeView
+) -> None:
+    # No truth here (a field source): the map stored before it, the other sample.
+    field = client.get("/api/maps/line1.shot-003/compare.png")
+    assert field.status_code == 200 and field.headers["content-type"] == "image/png"
+    assert field.content.startswith(b"\x89PNG")
+    # The oldest map has nothing before it, and no truth: a 404 that says so.
+    r = client.get("/api/maps/line1.shot-001/compare.png")
+    assert r.status_code == 404
+    assert "no true map and no map was stored before it" in r.json()["detail"]
+    r = client.get("/api/maps/line1.shot-003/compare.png", params={"against": "truth"})
+    assert r.status_code == 404 and "only the demo's simulator" in r.json()["detail"]
+    # Where the source knows the truth (the demo), auto takes it: another picture.
+    stocked.truths["line1.shot-003"] = np.full((70, 70), 3000.0, np.float32)
+    truth = client.get("/api/maps/line1.shot-003/compare.png", params={"version": 1})
+    assert truth.status_code == 200 and truth.content != field.content
+    assert "immutable" in truth.headers["cache-control"]
+    previous = client.get("/api/maps/line1.shot-003/compare.png?against=previous")
+    assert previous.status_code == 200 and previous.content == field.content
+    assert client.get("/api/maps/line1.shot-003/compare.png?against=x").status_code == 422
+    assert client.get("/api/maps/nope/compare.png").status_code == 404

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from central.render import MapPictures, PngCache, render_map_png
+from central.render import MapPictures, PngCache, render_compare_png, render_map_png
 from tests.central.fake_view import make_map
 
 
@@ -85,3 +85,19 @@ def test_pages_asking_at_once_share_one_render() -> None:
     pngs = asyncio.run(ask())
     assert len(set(pngs[:5])) == 1 and pngs[5] != pngs[0]
     assert pictures.renders == 2 and len(pictures.cache) == 2
+
+
+def test_compare_sets_the_map_beside_its_reference_and_their_difference() -> None:
+    detail = make_map("c1")
+    same = np.asarray(detail.velocity, dtype=np.float32)
+    png = render_compare_png(detail, same, "truth")
+    image = _rgb(png)
+    assert image.shape[1] > 3 * 210  # three 70-cell panels at 3 px a cell
+    # A difference of zero is the middle of the diverging map: near white, the whole panel.
+    panel = image[24:234, 16 + 2 * 226 : 16 + 2 * 226 + 210].reshape(-1, 3).astype(int)
+    assert (np.abs(panel - 247).max(axis=1) < 12).mean() > 0.95
+    faster = render_compare_png(detail, same - 800, "previous")
+    red = _rgb(faster)[24:234, 16 + 2 * 226 : 16 + 2 * 226 + 210].reshape(-1, 3).astype(int)
+    assert ((red[:, 0] > 150) & (red[:, 2] < 120)).mean() > 0.95  # faster than before: red
+    with pytest.raises(ValueError, match="not the map's"):
+        render_compare_png(detail, same[:10], "truth")

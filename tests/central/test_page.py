@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from central.api import create_app
-from tests.central.fake_view import DEVICE_IDS, FakeView, make_device, make_map
+from tests.central.fake_view import DEVICE_IDS, FakeView, layered_velocity, make_device, make_map
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +123,20 @@ def test_monitor_shows_the_map_and_live_device_changes(
     expect(page.locator("#conn-state")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     expect(page.locator("#sample-id")).to_have_text("line7.shot-011", timeout=WAIT_MS)
     _map_loaded(page)
+    # No truth in the field: the comparison is with the map before, and what changed.
+    compare = page.locator("#compare-map")
+    expect(page.locator("#compare-figure")).to_be_visible()
+    expect(compare).to_have_attribute("data-against", "previous")
+    expect(compare).to_have_attribute(
+        "src", "/api/maps/line7.shot-011/compare.png?version=1&against=previous"
+    )
+    expect(page.locator("#compare-caption")).to_contain_text("what changed")
+    # The oldest map has nothing before it: no comparison (and no request that must fail).
+    page.locator('#recent-maps li[data-sample="line7.shot-000"]').click()
+    expect(page.locator("#sample-id")).to_have_text("line7.shot-000")
+    expect(page.locator("#compare-figure")).to_be_hidden()
+    page.locator("#follow-live").click()
+    expect(page.locator("#compare-figure")).to_be_visible()
     rows = page.locator("#device-table tbody tr")
     expect(rows).to_have_count(5, timeout=WAIT_MS)
     expect(page.locator("#device-table tbody tr.bad")).to_have_count(0)
@@ -146,6 +160,7 @@ def test_monitor_shows_the_map_and_live_device_changes(
     offline = page.locator('#device-table tbody tr[data-device="dev-3"]')
     expect(offline).to_have_class("bad", timeout=WAIT_MS)
     expect(offline).to_have_attribute("data-state", "offline")
+    expect(offline.locator("td").nth(1)).to_contain_text("not waited for")
     red = offline.locator("td").nth(1).evaluate("td => getComputedStyle(td).backgroundColor")
     r, g, b = (int(c) for c in red[red.index("(") + 1 : red.index(")")].split(",")[:3])
     assert r > 200 and g < 230 and b < 230 and r - g > 30, red
@@ -167,16 +182,26 @@ def test_monitor_shows_the_map_and_live_device_changes(
              const watch = new MutationObserver(() => {
                if (el.textContent !== 'line7.shot-013') return;
                const img = document.querySelector('#latest-map');
+               const cmp = document.querySelector('#compare-map');
                watch.disconnect();
                const loaded = img.complete && img.naturalWidth > 0;
-               resolve({src: img.getAttribute('src'), loaded});
+               resolve({src: img.getAttribute('src'), loaded, cmp: cmp.getAttribute('src'),
+                        cmpLoaded: cmp.complete && cmp.naturalWidth > 0});
              });
              watch.observe(el, {childList: true, characterData: true, subtree: true});
            }); }"""
     )
-    view.add_map(make_map("line7.shot-013", end_to_end_ms=200.0, seed=13))
+    # This one's source knows the truth (as the demo's does): truth, map and difference.
+    view.truths["line7.shot-013"] = layered_velocity(14)
+    view.add_map(make_map("line7.shot-013", end_to_end_ms=200.0, ssim=0.8, seed=13))
     seen = page.evaluate("() => window.seen")
-    assert seen == {"src": "/api/maps/line7.shot-013.png?version=1", "loaded": True}
+    assert seen == {
+        "src": "/api/maps/line7.shot-013.png?version=1",
+        "loaded": True,
+        "cmp": "/api/maps/line7.shot-013/compare.png?version=1&against=truth",
+        "cmpLoaded": True,
+    }
+    expect(page.locator("#compare-caption")).to_contain_text("the true map")
 
     shot = _save(page, tmp_path, "monitor.png")
     assert shot.stat().st_size > 20_000
