@@ -165,9 +165,11 @@ class Publisher:
                 raise result
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
-        """Every figure at once and every ``stats_s``; between them, after ``heartbeat_s``
-        without a publish, ``time_ns`` and what changed."""
+        """Every figure at once, again ``heartbeat_s`` later (the first samples' encode
+        times: a monitor would otherwise show none for a minute), then every ``stats_s``;
+        between them, after ``heartbeat_s`` without a publish, ``time_ns`` and what changed."""
         last_full = -math.inf
+        fulls = 0
         sent: dict | None = None  # the figures as the centre now has them
         while True:
             now = time.monotonic()
@@ -192,7 +194,10 @@ class Publisher:
             sent = figures
             self._last_sent = time.monotonic()
             if full:
+                fulls += 1
                 last_full = self._last_sent
+                if fulls == 1:  # the second one soon after, then every stats_s
+                    last_full += self.config.heartbeat_s - self.config.stats_s
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError):
