@@ -125,7 +125,10 @@ async def map_png(
     """The map drawn with a perceptual colour map and a colour bar in m/s."""
     detail = await _find_map(view, sample_id, version)
     pictures: MapPictures = request.app.state.pictures
-    png = await pictures.png(detail)
+    return _png_response(await pictures.png(detail), version)
+
+
+def _png_response(png: bytes, version: int | None) -> Response:
     # A named version never changes; "the newest" may.
     cache_control = "public, max-age=86400, immutable" if version is not None else "no-cache"
     return Response(png, media_type="image/png", headers={"Cache-Control": cache_control})
@@ -175,9 +178,7 @@ async def compare_png(
         }
         raise HTTPException(404, f"nothing to compare {sample_id!r} with: {why[against]}")
     pictures: MapPictures = request.app.state.pictures
-    png = await pictures.compare_png(detail, reference, kind, key)
-    cache_control = "public, max-age=86400, immutable" if version is not None else "no-cache"
-    return Response(png, media_type="image/png", headers={"Cache-Control": cache_control})
+    return _png_response(await pictures.compare_png(detail, reference, kind, key), version)
 
 
 @router.get(

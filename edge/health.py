@@ -28,7 +28,6 @@ __all__ = [
     "StatusInfo",
     "encode_heartbeat",
     "heartbeat_figures",
-    "heartbeat_payload",
     "status_payload",
 ]
 
@@ -92,19 +91,6 @@ def status_payload(info: StatusInfo, online: bool, reason: str | None = None) ->
     if reason is not None:
         body["reason"] = reason
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-def heartbeat_payload(
-    device_id: str,
-    stats: EdgeStats,
-    outbox_depth: int,
-    outbox_bytes: int,
-    dropped: int,
-    skipped: int,
-) -> bytes:
-    """Every figure (as ``heartbeat_figures``), as JSON."""
-    figures = heartbeat_figures(device_id, stats, outbox_depth, outbox_bytes, dropped, skipped)
-    return encode_heartbeat(figures)
 
 
 def encode_heartbeat(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> bytes:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import re
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from lab.bench.stats import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "models" / "epic-lite-5.pt"
@@ -281,9 +282,7 @@ def main() -> None:
                 for b in (args.broker or ["amqtt"])
             ]
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.bench.decode import CHECKPOINT, _start_broker, stop_processes
+from lab.bench.stats import write_json
 
 # "path": acquisition to PUBACK, the envelope safe at the broker; the delete that follows
 # is off the path (the next sample does not wait for it in the daemon).
@@ -114,9 +114,7 @@ def main() -> None:
         print(f"{stage:16s} p50 {f['p50_ms']:7.3f} ms   p95 {f['p95_ms']:7.3f} ms")
     print(f"envelope {figures['envelope_bytes']} B, {args.samples} samples, {figures['runtime']}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, figures)
 
 
 if __name__ == "__main__":

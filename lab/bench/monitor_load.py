@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.bench.decode import CHECKPOINT, _start_broker, _start_centre, stop_processes
+from lab.bench.stats import write_json
 
 PRIMED = 160  # maps stored before the phases: 2.5x the centre's picture cache (64)
 
@@ -198,9 +199,7 @@ def main() -> None:
           f"({load['png_errors']} failed); decode p95 watched / idle = "
           f"{result['p95_ratio_watched_to_idle']}")  # fmt: skip
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

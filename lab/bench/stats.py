@@ -27,9 +27,11 @@ latencies (``RunResult.warmup``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.bench.energy import per_sample_energy
 from lab.bench.observer import EnvelopeRecord, MapRecord
@@ -43,6 +45,7 @@ __all__ = [
     "robustness_curve",
     "stage_latencies",
     "throughput",
+    "write_json",
 ]
 
 # The energy model is LTE's: on a link with no rate cap, the radio is assumed to send at
@@ -211,3 +214,10 @@ def throughput(first_maps: Iterable[MapRecord]) -> dict:
         "span_s": round(span_s, 3),
         "maps_per_s": round((len(stored) - 1) / span_s, 2) if span_s > 0 else None,
     }
+
+
+def write_json(path: Path, figures: object) -> None:
+    """A benchmark's figures as indented JSON, making the folder, and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -17,7 +17,7 @@ import pytest
 
 from central.service import CentralService
 from central.settings import CentralSettings
-from edge.health import EdgeStats, StatusInfo, heartbeat_payload, status_payload
+from edge.health import EdgeStats, StatusInfo, encode_heartbeat, heartbeat_figures, status_payload
 from tests.central.service import conftest as service_fixtures
 from tests.central.service.conftest import Feed
 from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
@@ -55,7 +55,8 @@ def _status(feed: Feed, device: str, online: bool) -> tuple[str, bytes]:
 def _heartbeat(feed: Feed, device: str) -> tuple[str, bytes]:
     stats = EdgeStats(samples_encoded=2, envelopes_sent=2, bytes_sent=1200)
     stats.encode_ms.extend([6.0, 8.0, 10.0])
-    payload = heartbeat_payload(device, stats, outbox_depth=0, outbox_bytes=0, dropped=0, skipped=0)
+    figures = heartbeat_figures(device, stats, outbox_depth=0, outbox_bytes=0, dropped=0, skipped=0)
+    payload = encode_heartbeat(figures)
     return f"epic/{feed.deployment}/heartbeat/{device}", payload
 
 
