@@ -22,6 +22,7 @@ ENDPOINTS = [
     ("get", "/api/maps/{sample_id}"),
     ("delete", "/api/maps/{sample_id}"),
     ("get", "/api/maps/{sample_id}.png"),
+    ("get", "/api/maps/{sample_id}/compare.png"),
     ("get", "/api/maps"),
     ("get", "/api/devices"),
     ("get", "/api/health"),
