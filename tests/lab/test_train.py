@@ -261,3 +261,11 @@ def test_time_schedule_needs_a_budget(tmp_path):
     with pytest.raises(ConfigError, match="max-minutes") as caught:
         TrainConfig(model="epic", data=[tmp_path], out=tmp_path / "m.pt", schedule="time")
     assert caught.value.option == "--schedule"
+
+
+def test_a_wire_code_is_fitted_not_trained(gradient_data, tmp_path):
+    from lab.config import build
+
+    cfg = TrainConfig("epic", [gradient_data], tmp_path / "x.pt", hparams={"wire_dims": 4})
+    with pytest.raises(ConfigError, match="epic compress"):
+        build(cfg)
