@@ -19,6 +19,7 @@ from pathlib import Path
 
 from broker.errors import BrokerFileError
 from broker.ids import check_id
+from shared.wire import TopicError, Wildcard, centre_access, device_access
 
 __all__ = ["Acl", "AclEntry", "parse_acl", "render_acl", "topic_covered"]
 
@@ -28,25 +29,16 @@ CENTRAL_USER = "central"
 def render_acl(deployment: str, device_ids: Sequence[str], *, central: str = CENTRAL_USER) -> str:
     """Mosquitto ACL text for one deployment: per-device write-only topics, the centre's reads."""
     deployment = check_id(deployment, "deployment")
-    root = f"epic/{deployment}"
     lines = [
         f"# EPIC deployment {deployment}: written by `epic broker credentials`.",
         "# Anything not granted here is denied (Mosquitto's acl_file semantics).",
         "",
         f"user {check_id(central, 'central user')}",
-        f"topic read {root}/#",
-        f"topic write {root}/map/#",
+        *centre_access(deployment).acl_lines(),
     ]
     for device in device_ids:
         device = check_id(device, "device id")
-        lines += [
-            "",
-            f"user {device}",
-            f"topic write {root}/latent/+/{device}",
-            f"topic write {root}/raw/+/{device}",
-            f"topic write {root}/status/{device}",
-            f"topic write {root}/heartbeat/{device}",
-        ]
+        lines += ["", f"user {device}", *device_access(deployment, device).acl_lines()]
     return "\n".join(lines) + "\n"
 
 
@@ -81,22 +73,13 @@ class Acl:
 
 
 def topic_covered(topic: str, rule: str) -> bool:
-    """True when every topic that ``topic`` (a name or a filter) matches also matches ``rule``."""
-    asked = topic.split("/")
-    granted = rule.split("/")
-    for i, level in enumerate(granted):
-        if level == "#":
-            # `a/#` covers `a` itself as well (MQTT 3.1.1, 4.7.1.2).
-            return True
-        if i >= len(asked):
-            return False
-        if level == "+":
-            if asked[i] == "#":
-                return False
-            continue
-        if asked[i] != level:  # also refuses a wildcard asked where the rule names a level
-            return False
-    return len(asked) == len(granted)
+    """True when every topic that ``topic`` (a name or a filter) matches also matches ``rule``.
+
+    A malformed topic or rule (``a/#/b``, ``a/b+``) covers and is covered by nothing."""
+    try:
+        return Wildcard(topic).matches(rule)
+    except TopicError:
+        return False
 
 
 def parse_acl(path: Path | str) -> Acl:

@@ -1,19 +1,11 @@
-"""Ids that go into topics and user names: ``[A-Za-z0-9_.-]{1,64}`` (DESIGN.md, "Topics")."""
+"""Ids that go into topics and user names (DESIGN.md, "Topics"): the one pattern and check are
+``shared.wire.ids``'s, re-exported here for the broker's callers (a bad id is a ``ValueError``)."""
 
 from __future__ import annotations
 
-import re
+from shared.wire.ids import ID_PATTERN, check_id
 
 __all__ = ["ID_PATTERN", "check_id", "default_device_ids"]
-
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def check_id(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid id, else raise ``ValueError`` naming ``what``."""
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise ValueError(f"{what} {value!r} is not [A-Za-z0-9_.-]{{1,64}}")
-    return value
 
 
 def default_device_ids(n: int) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["FIELD_DEFAULTS", "MAX_PACKET_BYTES", "render_mosquitto_conf"]
 
-# The largest envelope (shared.envelope.MAX_ENVELOPE_BYTES, 16 MiB) plus room for the topic.
+# The largest envelope (shared.wire.envelope.MAX_ENVELOPE_BYTES, 16 MiB) plus room for the topic.
 MAX_PACKET_BYTES = 16 * 1024 * 1024 + 64 * 1024
 
 FIELD_DEFAULTS: dict[str, Any] = {

@@ -39,11 +39,11 @@ from central.schemas import (
 from central.starting import STARTING_RESPONSES, answer_starting
 from central.store import StoreUnavailable
 from central.view import CentralView, ServiceStarting
+from shared.wire import ID_REGEX, ID_SPEC
 
 __all__ = ["create_app"]
 
 STATIC_DIR = FilePath(__file__).parent / "static"
-ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 # The page loads only its own files and talks only to its own origin (the field has no
 # internet, and nothing else should be able to inject into the monitor).
 PAGE_CSP = (
@@ -51,7 +51,7 @@ PAGE_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
-SampleId = Annotated[str, Path(pattern=ID_PATTERN, description="sample id, [A-Za-z0-9_.-]{1,64}")]
+SampleId = Annotated[str, Path(pattern=ID_REGEX, description=f"sample id, {ID_SPEC}")]
 # Bounded above as well: SQLite integers are 64-bit, and a bigger one was a 500.
 Version = Annotated[
     int | None,
@@ -211,7 +211,7 @@ async def list_maps(
     view: View,
     limit: Annotated[int, Query(ge=1, le=500, description="how many, newest first")] = 50,
     before: Annotated[
-        str | None, Query(pattern=ID_PATTERN, description="only maps stored before this sample")
+        str | None, Query(pattern=ID_REGEX, description="only maps stored before this sample")
     ] = None,
     format: Annotated[
         Literal["json"],

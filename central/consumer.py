@@ -34,6 +34,7 @@ from central.pending import PendingLatents, PendingRow
 from central.ratelimit import RateLimitedLog
 from central.settings import BrokerAddress
 from central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, Rejected, Validator
+from shared.wire import FROM_EDGES, Backoff, TopicError, parse_topic, topic_filter
 
 __all__ = ["Consumer"]
 
@@ -43,7 +44,6 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 INCOMING_BOUND = 10_000  # aiomqtt's queue between paho's thread and our read loop
 OUTBOX_BOUND = 256  # map summaries waiting for the broker
-_KINDS = ("latent", "raw", "status", "heartbeat")
 
 
 class Consumer:
@@ -83,13 +83,7 @@ class Consumer:
 
     @property
     def topics(self) -> list[tuple[str, int]]:
-        prefix = f"epic/{self.deployment}"
-        return [
-            (f"{prefix}/latent/+/+", 1),
-            (f"{prefix}/raw/+/+", 1),
-            (f"{prefix}/status/+", 1),
-            (f"{prefix}/heartbeat/+", 1),
-        ]
+        return [(str(topic_filter(self.deployment, kind)), 1) for kind in FROM_EDGES]
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Queue a message for the broker (QoS 1); never waits. A full outbox drops its
@@ -123,7 +117,7 @@ class Consumer:
 
     async def run(self) -> None:
         """Connect, read and publish until cancelled, reconnecting after any failure."""
-        backoff = BACKOFF_START_S
+        backoff = Backoff(BACKOFF_START_S, BACKOFF_CAP_S, jitter=False)  # one client: no jitter
         while True:
             # One ledger per connection: packet ids are the connection's, and what was not
             # acknowledged when it died comes again (DUP) on the next one.
@@ -133,7 +127,7 @@ class Consumer:
                     await client.subscribe(self.topics)
                     log.info("connected to %s as %s", self.address, self.client_id)
                     self.connected.set()
-                    backoff = BACKOFF_START_S
+                    backoff.reset()
                     async with asyncio.TaskGroup() as tasks:
                         self._reader = tasks.create_task(self._read(client, ledger),
                                                          name="mqtt-read")  # fmt: skip
@@ -153,8 +147,7 @@ class Consumer:
             finally:
                 if ledger is not None:
                     ledger.close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_CAP_S)
+            await asyncio.sleep(backoff.next_delay())
 
     async def stop_reading(self, wait_s: float) -> None:
         """The first step of a clean stop: read no more, and let what was read be written
@@ -171,8 +164,7 @@ class Consumer:
         async for message in client.messages:
             ticket = None if ledger is None else ledger.claim(message.mid, message.qos)
             topic = message.topic.value
-            kind = topic.split("/")[2] if topic.count("/") >= 2 else "other"
-            self.on_message(kind if kind in _KINDS else "other")
+            self.on_message(_kind_of(topic))
             payload = message.payload
             if not isinstance(payload, (bytes, bytearray)):
                 payload = b"" if payload is None else str(payload).encode()
@@ -216,9 +208,22 @@ class Consumer:
             self._outbox_ready.clear()
 
     def _overflow(self, message: aiomqtt.Message) -> None:
-        parts = message.topic.value.split("/")
-        device = parts[-1] if len(parts) in (4, 5) else UNKNOWN_DEVICE
+        try:
+            device = parse_topic(message.topic.value, check_ids=False).device
+        except TopicError:
+            device = None
+        if device is None:
+            device = UNKNOWN_DEVICE
         self._handle(self.on_reject, Rejected("overflow", device, "incoming queue full"))
+
+
+def _kind_of(topic: str) -> str:
+    """The kind a message is counted under: one the centre reads, else ``other``."""
+    try:
+        kind = parse_topic(topic, check_ids=False).kind
+    except TopicError:
+        return "other"
+    return kind if kind in FROM_EDGES else "other"
 
 
 def _counting_queue(

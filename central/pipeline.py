@@ -31,6 +31,7 @@ from central.schemas import MapEvent
 from central.store import MapStore
 from central.summary import summary_of
 from central.validate import Arrival, Rejected
+from shared.wire import map_topic
 
 if TYPE_CHECKING:  # torch: the service imports it off the event loop (central.service)
     from central.decoder import DecodedMap, Decoder
@@ -56,12 +57,16 @@ class Pipeline:
         deployment: str,
         model_hash: str,
         batch_max: int,
+        pending: PendingLatents | None = None,
+        publish: Callable[[str, bytes], None] = lambda topic, payload: None,
     ) -> None:
+        """``pending``: the kept latents to release as maps are stored (None: none kept);
+        ``publish``: sends a map's summary to the broker (the consumer's, built after this)."""
         self.assembler, self.decoder, self.store = assembler, decoder, store
         self.registry, self.hub, self.metrics = registry, hub, metrics
         self.deployment, self.model_hash, self.batch_max = deployment, model_hash, batch_max
-        self.publish: Callable[[str, bytes], None] = lambda topic, payload: None
-        self.pending: PendingLatents | None = None
+        self.publish = publish
+        self.pending = pending
         self.inbox: asyncio.Queue[Arrival] = asyncio.Queue(INBOX_BOUND)
         self.results: asyncio.Queue[DecodedMap | None] = asyncio.Queue(RESULTS_BOUND)
         self.ready = asyncio.Event()
@@ -128,7 +133,6 @@ class Pipeline:
     # -- store and tell -------------------------------------------------------------------
     async def store_maps(self) -> None:
         """Until it takes ``None`` from ``results``."""
-        topic = f"epic/{self.deployment}/map/"
         while (decoded := await self.results.get()) is not None:
             summary = summary_of(decoded, self.deployment, self.model_hash)
             summary = await self.store.save(summary, decoded.velocity)
@@ -143,7 +147,8 @@ class Pipeline:
             if summary.timings.end_to_end_ms is not None:
                 m.end_to_end.observe(max(0.0, summary.timings.end_to_end_ms / 1e3))
             self.hub.publish(MapEvent(map=summary).model_dump(mode="json"))
-            self.publish(topic + summary.sample_id, summary.model_dump_json().encode())
+            topic = str(map_topic(self.deployment, summary.sample_id))
+            self.publish(topic, summary.model_dump_json().encode())
 
     # -- counted, never raised ------------------------------------------------------------
     def on_reject(self, rejected: Rejected) -> None:

@@ -19,8 +19,18 @@ from typing import Literal
 
 import numpy as np
 
-from shared.envelope import ID_PATTERN, EnvelopeError, unpack
 from shared.manifest import Manifest
+from shared.wire import (
+    HEARTBEAT,
+    ID_PATTERN,
+    LATENT,
+    RAW,
+    STATUS,
+    EnvelopeError,
+    TopicError,
+    parse_topic,
+    unpack,
+)
 
 __all__ = ["UNKNOWN_DEVICE", "Arrival", "DeviceReport", "Rejected", "Validator", "online_of"]
 
@@ -89,15 +99,26 @@ class Validator:
         self, topic: str, payload: bytes, retained: bool = False, arrival_ns: int | None = None
     ) -> Arrival | DeviceReport:
         """Check one message; raises ``Rejected`` and nothing else."""
-        parts = topic.split("/")
-        if len(parts) < 4 or parts[0] != "epic" or parts[1] != self.manifest.deployment:
-            raise Rejected("bad-topic", UNKNOWN_DEVICE, f"topic {topic!r} is not this deployment's")
-        kind = parts[2]
-        if kind in ("latent", "raw") and len(parts) == 5:
-            return self._envelope(kind, parts[3], parts[4], payload, arrival_ns)
-        if kind in ("status", "heartbeat") and len(parts) == 4:
-            return self._report(kind, parts[3], payload, retained)
-        raise Rejected("bad-topic", _device_of(parts[-1]), f"topic {topic!r} is not one of ours")
+        foreign = f"topic {topic!r} is not this deployment's"
+        ours = self.manifest.deployment
+        try:
+            # The layout only: a bad id in the topic is counted below, as ``bad-id``.
+            where = parse_topic(topic, check_ids=False)
+        except TopicError as exc:
+            if exc.deployment != ours:
+                raise Rejected("bad-topic", UNKNOWN_DEVICE, foreign) from None
+            sender = _device_of(exc.sender or "")
+            raise Rejected("bad-topic", sender, f"topic {topic!r} is not one of ours") from None
+        if where.deployment != ours:
+            raise Rejected("bad-topic", UNKNOWN_DEVICE, foreign)
+        # The layout guarantees the ids each kind has ("or" only tells the type checker).
+        sample, device = where.sample or "", where.device or ""
+        if where.kind in (LATENT, RAW):
+            return self._envelope(where.kind, sample, device, payload, arrival_ns)
+        if where.kind in (STATUS, HEARTBEAT):
+            return self._report(where.kind, device, payload, retained)
+        # A map: the centre's own topic, never a device's.
+        raise Rejected("bad-topic", _device_of(sample), f"topic {topic!r} is not one of ours")
 
     def _envelope(
         self, kind: str, sample_id: str, device_id: str, payload: bytes, arrival_ns: int | None

@@ -8,10 +8,11 @@ backoff, and keeps the device's retained status and heartbeat. ``EdgeDaemon`` ow
 """
 
 from edge.config import EdgeConfig
-from edge.connection import Backoff, BrokerEndpoint
+from edge.connection import BrokerEndpoint
 from edge.daemon import EdgeDaemon, run_edge
 from edge.encoder_runtime import EncoderRuntime
 from edge.outbox import Outbox
+from shared.wire import Backoff
 
 __all__ = [
     "Backoff",

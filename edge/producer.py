@@ -19,17 +19,12 @@ from edge.health import EdgeStats
 from edge.outbox import Outbox
 from edge.sources import Slot, Source
 from shared.data.errors import DataError
-from shared.envelope import Envelope, EnvelopeError, pack
 from shared.manifest import DeviceEntry, Manifest
+from shared.wire import Envelope, EnvelopeError, envelope_topic, pack
 
-__all__ = ["Packed", "Producer", "topic_for"]
+__all__ = ["Packed", "Producer"]
 
 log = logging.getLogger(__name__)
-
-
-def topic_for(deployment: str, mode: str, sample_id: str, device_id: str) -> str:
-    """``epic/<dep>/latent/<sample>/<device>`` (or ``raw/`` for raw blocks)."""
-    return f"epic/{deployment}/{mode}/{sample_id}/{device_id}"
 
 
 @dataclass(frozen=True)
@@ -86,8 +81,9 @@ class Producer:
             encode_us=min(int((time.perf_counter() - started) * 1e6), 2**32 - 1),
             data=data,
         )
-        payload = pack(envelope, self.dtype, self.compress)
-        topic = topic_for(self.manifest.deployment, self.mode, shot.sample_id, self.device.id)
+        payload = pack(envelope, self.dtype, self.compress)  # checks the ids the topic holds
+        where = (self.manifest.deployment, self.mode, shot.sample_id, self.device.id)
+        topic = str(envelope_topic(*where))
         return Packed(topic, payload, shot.acquired_ns, encode_ms)
 
     async def run(self) -> None:

@@ -29,9 +29,9 @@ from collections.abc import Callable
 import aiomqtt
 
 from edge.config import EdgeConfig
-from edge.connection import Backoff
 from edge.health import EdgeStats, StatusInfo, encode_heartbeat, heartbeat_figures, status_payload
 from edge.outbox import Outbox, OutboxRow
+from shared.wire import Backoff, heartbeat_topic, status_topic
 
 __all__ = ["Publisher"]
 
@@ -54,9 +54,8 @@ class Publisher:
         self.stats = stats
         self._skipped = skipped
         self.connected = asyncio.Event()
-        base = f"epic/{info.deployment}"
-        self.status_topic = f"{base}/status/{info.device_id}"
-        self.heartbeat_topic = f"{base}/heartbeat/{info.device_id}"
+        self.status_topic = str(status_topic(info.deployment, info.device_id))
+        self.heartbeat_topic = str(heartbeat_topic(info.deployment, info.device_id))
         self.identifier = f"edge-{info.deployment}-{info.device_id}"
         self._tls = config.broker.tls_context()
         self._last_sent = -math.inf  # monotonic time of the last acknowledged publish

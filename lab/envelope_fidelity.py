@@ -6,7 +6,7 @@ The reference is the model's own float32 latents, or, for a model with a wire co
 counts the dropped directions as well as the quantization, all that the wire costs.
 
 Used by ``tests/shared/test_envelope_fidelity.py`` (small simulated set, in CI) and by hand
-on held-out data for the figures in ``shared/envelope.py``'s docstring::
+on held-out data for the figures in ``shared/wire/envelope.py``'s docstring::
 
     python -m lab.envelope_fidelity models/epic-lite-5.pt data/real/FlatVelA-test11 ...
         [--against runs/epic-lite-5-tokens.pt]
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from shared.data.openfwi import OpenFWIDataset
-from shared.envelope import Envelope, LatentDtype, pack, unpack
 from shared.metrics import ssim
 from shared.models.base import FWIModel
 from shared.models.checkpoint import load_checkpoint
+from shared.wire import Envelope, LatentDtype, pack, unpack
 
 __all__ = ["wire_fidelity"]
 

@@ -30,12 +30,13 @@ from torch import nn
 
 from shared import torchfile
 from shared.data.errors import DataError
-from shared.envelope import ID_PATTERN
+from shared.errors import OptionError
 from shared.manifest import BUNDLE_FORMAT, DeviceEntry, Manifest, load_manifest
 from shared.models.base import FWIModel
 from shared.models.checkpoint import load_checkpoint
 from shared.models.registry import build_from_config
 from shared.partition import device_ids as default_device_ids
+from shared.wire import ID_PATTERN, ID_SPEC
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -85,20 +86,20 @@ def write_bundle(
     """Split ``checkpoint`` into a deployment bundle in ``out``; returns the manifest.
     ``onnx``: also each edge encoder as ONNX; ``central_onnx``: the centre's half too."""
     if not ID_PATTERN.fullmatch(deployment):
-        raise DataError(deployment, "deployment name must be [A-Za-z0-9_.-]{1,64}")
+        raise OptionError(deployment, f"deployment name must be {ID_SPEC}")
     model, meta = load_checkpoint(checkpoint)
     if n_devices is not None and n_devices != model.n_devices:
-        raise DataError(
+        raise OptionError(
             checkpoint,
             f"was trained for {model.n_devices} devices, not {n_devices} "
             "(a model's device partition is fixed when it is trained)",
         )
     ids = device_ids or default_device_ids(model.n_devices)
     if len(ids) != model.n_devices:
-        raise DataError(checkpoint, f"{len(ids)} device ids for {model.n_devices} devices")
+        raise OptionError(checkpoint, f"{len(ids)} device ids for {model.n_devices} devices")
     bad = [i for i in ids if not ID_PATTERN.fullmatch(i)]
     if bad or len(set(ids)) != len(ids):
-        raise DataError(",".join(ids), "device ids must be unique and [A-Za-z0-9_.-]{1,64}")
+        raise OptionError(",".join(ids), f"device ids must be unique and {ID_SPEC}")
 
     out = Path(out)
     (out / "edge").mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from shared.wire import ID_CHARS
+
 __all__ = ["Clock", "Pacer", "Shot", "Slot", "Source", "safe_id_part", "slot_ns"]
 
 Clock = Callable[[], int]  # UTC nanoseconds; time.time_ns by default, injected by tests
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_UNSAFE = re.compile(f"[^{ID_CHARS}]")  # what an id may not hold
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from shared.wire import ID_SPEC
+
 
 def deploy(
     checkpoint: Annotated[
@@ -14,7 +16,7 @@ def deploy(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Bundle folder.")],
     deployment: Annotated[
-        str, typer.Option(help="Deployment name, [A-Za-z0-9_.-]{1,64}; it is in every topic.")
+        str, typer.Option(help=f"Deployment name, {ID_SPEC}; it is in every topic.")
     ] = "demo",
     devices: Annotated[
         int | None,

@@ -148,13 +148,13 @@ async def _publish_and_count(url: str, bundle: Path, samples: int) -> dict:
     from tqdm import tqdm
 
     from shared.bundle import load_manifest
-    from shared.envelope import Envelope, pack
+    from shared.wire import MAP, Envelope, latent_topic, pack, topic_filter
 
     manifest = load_manifest(bundle)
     rng = np.random.default_rng(1)
     now = time.time_ns()
     messages = [
-        (f"epic/{manifest.deployment}/latent/bench-{k}/{d.id}",
+        (str(latent_topic(manifest.deployment, f"bench-{k}", d.id)),
          pack(Envelope(manifest.deployment, f"bench-{k}", d.id, manifest.model_hash, now, 1000,
                        rng.uniform(-1, 1, d.latent_shape).astype(np.float32))))
         for k in range(samples) for d in manifest.devices
@@ -168,7 +168,7 @@ async def _publish_and_count(url: str, bundle: Path, samples: int) -> dict:
         aiomqtt.Client(host, int(port), identifier="bench-edges",
                        max_inflight_messages=200, logger=quiet) as edges,
     ):  # fmt: skip
-        await reader.subscribe(f"epic/{manifest.deployment}/map/+", qos=1)
+        await reader.subscribe(str(topic_filter(manifest.deployment, MAP)), qos=1)
         bar = tqdm(total=samples, desc="maps", unit="map")
 
         async def count() -> None:

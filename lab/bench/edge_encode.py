@@ -70,8 +70,8 @@ def bench_bytes(bundle: Path, pool: ShotPool, samples: int) -> dict:
     from edge.encoder_runtime import EncoderRuntime
     from edge.sources.base import current_slot
     from shared.bundle import load_manifest
-    from shared.envelope import Envelope, pack
     from shared.pool import sample_id
+    from shared.wire import Envelope, pack
 
     manifest = load_manifest(bundle)
     slot = current_slot(time.time_ns(), 1.0)

@@ -64,7 +64,7 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
     from playwright.async_api import async_playwright
 
     from shared.bundle import load_manifest
-    from shared.envelope import Envelope, pack
+    from shared.wire import MAP, Envelope, latent_topic, pack, topic_filter
 
     manifest = load_manifest(bundle)
     rng = np.random.default_rng(2)
@@ -78,7 +78,7 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
     def envelopes(k: int) -> list[tuple[str, bytes]]:
         now = time.time_ns()
         return [
-            (f"epic/{manifest.deployment}/latent/load-{k}/{d.id}",
+            (str(latent_topic(manifest.deployment, f"load-{k}", d.id)),
              pack(Envelope(manifest.deployment, f"load-{k}", d.id, manifest.model_hash, now,
                            1000, rng.uniform(-1, 1, d.latent_shape).astype(np.float32))))
             for d in manifest.devices
@@ -90,7 +90,7 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
         httpx.AsyncClient(base_url=http, timeout=30) as client,
         async_playwright() as pw,
     ):
-        await reader.subscribe(f"epic/{manifest.deployment}/map/+", qos=1)
+        await reader.subscribe(str(topic_filter(manifest.deployment, MAP)), qos=1)
 
         async def read_maps() -> None:
             async for message in reader.messages:

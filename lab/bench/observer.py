@@ -135,12 +135,12 @@ class Observer:
     async def _run(self) -> None:
         import aiomqtt
 
+        from shared.wire import LATENT, MAP, RAW, STATUS, topic_filter
+
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        base = f"epic/{self.deployment}"
-        topics = [f"{base}/map/+", f"{base}/status/+"]
-        if self.with_envelopes:
-            topics += [f"{base}/latent/+/+", f"{base}/raw/+/+"]
+        kinds = [MAP, STATUS] + ([LATENT, RAW] if self.with_envelopes else [])
+        topics = [str(topic_filter(self.deployment, kind)) for kind in kinds]
         quiet = logging.getLogger("bench.observer.mqtt")
         quiet.setLevel(logging.ERROR)
         async with aiomqtt.Client(
@@ -165,11 +165,11 @@ class Observer:
                 log.warning("observer: dropped a message on %s: %s", message.topic, exc)
 
     def _record(self, topic: str, payload: bytes, arrival_ns: int) -> None:
-        from shared.envelope import unpack
+        from shared.wire import LATENT, MAP, RAW, STATUS, parse_topic, unpack
 
-        parts = topic.split("/")
-        kind = parts[2] if len(parts) > 2 else ""
-        if kind in ("latent", "raw") and len(parts) == 5:
+        where = parse_topic(topic, check_ids=False)  # a malformed topic raises TopicError
+        kind = where.kind
+        if kind in (LATENT, RAW):
             env = unpack(payload)
             record = EnvelopeRecord(
                 env.sample_id, env.device_id, kind, env.acquired_ns, env.encode_us,
@@ -177,15 +177,15 @@ class Observer:
             )  # fmt: skip
             with self._lock:
                 self.envelopes.append(record)
-        elif kind == "map" and len(parts) == 4:
+        elif kind == MAP:
             record_map = map_record(json.loads(payload))
             with self._lock:
                 self.maps[(record_map.sample_id, record_map.version)] = record_map
-        elif kind == "status" and len(parts) == 4:
+        elif kind == STATUS and where.device is not None:
             up = bool(json.loads(payload).get("online")) if payload else False
             with self._lock:
-                if up and not self.online.get(parts[3]):
-                    self.online_since_ns[parts[3]] = arrival_ns
-                self.online[parts[3]] = up
+                if up and not self.online.get(where.device):
+                    self.online_since_ns[where.device] = arrival_ns
+                self.online[where.device] = up
         else:
             raise ValueError("not a topic the observer reads")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from central.pending import PendingLatents, PendingRow
 from central.store import MapStore
+from shared.wire import latent_topic
 
 
 def _p95(values: list[float]) -> float:
@@ -42,7 +43,7 @@ async def measure(payload_bytes: int, devices: int) -> None:
             nonlocal count
             count += 1
             sample, device = f"s{count // devices}", f"dev-{count % devices}"
-            topic = f"epic/bench/latent/{sample}/{device}"
+            topic = str(latent_topic("bench", sample, device))
             return PendingRow(sample, device, topic, payload, time.time_ns())
 
         try:

@@ -16,8 +16,8 @@ import pytest
 from broker.embedded import EmbeddedBroker
 from edge.sources.base import slot_ns
 from shared.bundle import Manifest
-from shared.envelope import Compression, LatentDtype, unpack
 from shared.pool import ShotPool
+from shared.wire import Compression, LatentDtype, unpack
 from tests.edge.conftest import FAMILY, edge_config, running, subscriber
 from tests.edge.test_encoder_runtime import reference_latent
 from tests.support.mqtt import messages_within

@@ -12,7 +12,7 @@ import pytest
 
 from broker.credentials import CENTRAL_USER, write_credentials
 from epic.cli import main
-from shared.envelope import unpack
+from shared.wire import unpack
 from tests.edge.conftest import FAMILY, POOL_SIZE
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.mqtt import messages_within

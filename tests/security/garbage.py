@@ -18,12 +18,12 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from shared.envelope import Envelope, pack
+from shared.wire import Envelope, pack
 
 __all__ = ["KINDS", "garbage", "hypothesis_messages"]
 
 Message = tuple[str, bytes]
-# Offsets in an envelope: see shared/envelope.py's layout (dims: the first dimension's).
+# Offsets in an envelope: see shared/wire/envelope.py's layout (dims: the first dimension's).
 _VERSION, _DTYPE, _COMP, _NDIM, _DIMS = 4, 5, 6, 7, 8
 _BAD_ID_CHARS = " %!*'()é;:@&=$,?[]~"
 

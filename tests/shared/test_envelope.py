@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from shared.envelope import (
+from shared.wire import (
     Compression,
     Envelope,
     EnvelopeError,

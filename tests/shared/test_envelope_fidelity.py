@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.envelope_fidelity import wire_fidelity
-from shared.envelope import LatentDtype
 from shared.models.checkpoint import load_checkpoint
+from shared.wire import LatentDtype
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "epic-lite-5.pt"
 

@@ -1,6 +1,6 @@
 """Real parts for the centre's tests: the shipped model deployed to a bundle, a tiny shot
 pool made by the simulator, the edges' real encoders run on it, and envelopes packed with
-``shared.envelope`` exactly as an edge packs them."""
+``shared.wire.envelope`` exactly as an edge packs them."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch
 
 from shared.bundle import Manifest, load_edge_encoder, write_bundle
 from shared.data.normalization import Normalization
-from shared.envelope import Envelope, pack
 from shared.pool import ShotPool, sample_id
+from shared.wire import Envelope, pack
 
 ROOT = Path(__file__).resolve().parents[3]
 FAMILY = "flatfault-a"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from central.validate import Arrival, DeviceReport, Rejected, Validator
-from shared.envelope import pack
+from shared.wire import pack
 
 from .conftest import Feed
 

@@ -50,30 +50,30 @@ sample ids). ``tests/shared/test_envelope_fidelity.py`` re-checks the budget in 
 from __future__ import annotations
 
 import io
-import re
 import struct
 import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import partial
 
 import numpy as np
 
+from shared.errors import UserError
+from shared.wire.ids import check_id
+
 __all__ = [
-    "ID_PATTERN",
     "MAX_ELEMENTS",
     "MAX_ENVELOPE_BYTES",
     "Compression",
     "Envelope",
     "EnvelopeError",
     "LatentDtype",
-    "check_id",
     "pack",
     "unpack",
 ]
 
 MAGIC = b"EPIC"
 VERSION = 1
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 HASH_BYTES = 8
 MAX_NDIM = 4
 # One device's raw block in float32 is 5 x 1000 x 70 x 4 B = 1.4 MB at most (N = 1); the
@@ -122,8 +122,10 @@ _NUMPY = {
 }
 
 
-class EnvelopeError(ValueError):
-    """An envelope that cannot be trusted. ``reason`` is a short code for counting."""
+class EnvelopeError(UserError, ValueError):
+    """An envelope that cannot be trusted. ``reason`` is a short code for counting.
+
+    A ``UserError``, so one that reaches ``epic`` ends it in one line and exit code 2."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -131,11 +133,9 @@ class EnvelopeError(ValueError):
         self.detail = detail
 
 
-def check_id(value: str, what: str) -> str:
-    """Ids in topics and envelopes: ``[A-Za-z0-9_.-]{1,64}``."""
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise EnvelopeError("bad-id", f"{what} {value!r} is not [A-Za-z0-9_.-]{{1,64}}")
-    return value
+def _check_id(value: str, what: str) -> str:
+    """``shared.wire.ids.check_id``, failing as an envelope does: ``bad-id``."""
+    return check_id(value, what, partial(EnvelopeError, "bad-id"))
 
 
 def _check_hash(model_hash: str) -> bytes:
@@ -199,9 +199,9 @@ def pack(
     if not np.isfinite(x).all():
         raise EnvelopeError("non-finite", "latent holds NaN or infinity")
     names = [
-        check_id(envelope.deployment, "deployment"),
-        check_id(envelope.sample_id, "sample id"),
-        check_id(envelope.device_id, "device id"),
+        _check_id(envelope.deployment, "deployment"),
+        _check_id(envelope.sample_id, "sample id"),
+        _check_id(envelope.device_id, "device id"),
     ]
     if not 0 <= envelope.encode_us < 2**32:
         raise EnvelopeError("bad-time", f"encode time {envelope.encode_us} us out of range")
@@ -248,7 +248,7 @@ class _Reader:
             value = self.take(length, what).decode("ascii")
         except UnicodeDecodeError:
             raise EnvelopeError("bad-id", f"{what} is not ASCII") from None
-        return check_id(value, what)
+        return _check_id(value, what)
 
 
 def unpack(data: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
