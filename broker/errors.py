@@ -10,5 +10,6 @@ __all__ = ["BrokerFileError"]
 class BrokerFileError(DataError):
     """A users, ACL or credentials file is unusable; ``str()`` is one line naming it and why.
 
-    A :class:`~shared.data.errors.DataError`, so ``epic`` prints it as one line and exits 2.
+    A :class:`~shared.data.errors.DataError`, hence a :class:`~shared.errors.UserError`:
+    ``epic`` prints it as one line and exits 2.
     """

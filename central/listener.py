@@ -11,20 +11,24 @@ from __future__ import annotations
 import errno
 import socket
 
-from shared.data.errors import DataError
+from shared.errors import OptionError
 
-__all__ = ["listen", "url_of"]
+__all__ = ["ListenError", "listen", "url_of"]
 
 BACKLOG = 128
 
 
+class ListenError(OptionError):
+    """The centre cannot serve at ``--host``/``--port``; ``str()`` is ``HOST:PORT: why``."""
+
+
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` and listening; a ``DataError`` says why not."""
+    """A TCP socket bound to ``host:port`` and listening; a ``ListenError`` says why not."""
     where = f"{host}:{port}"
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except OSError as exc:
-        raise DataError(where, f"no such address ({exc.strerror}); check --host") from exc
+        raise ListenError(where, f"no such address ({exc.strerror}); check --host") from exc
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # Lets a restarted centre take its port while the old connections sit in TIME_WAIT;
@@ -40,7 +44,7 @@ def listen(host: str, port: int) -> socket.socket:
             why = "not allowed to listen there (ports below 1024 need root); choose --port"
         else:
             why = f"cannot listen there ({exc.strerror}); check --host and --port"
-        raise DataError(where, why) from exc
+        raise ListenError(where, why) from exc
     sock.set_inheritable(True)
     return sock
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shared.data.errors import DataError
+from shared.errors import OptionError
 
 __all__ = ["Truth", "open_truth"]
 
@@ -22,6 +22,6 @@ def open_truth(spec: str, pool_size: int | None = None, pool_seed: int = 0) -> T
 
     kind, sep, family = spec.partition(":")
     if kind != "sim" or not sep or not family:
-        raise DataError(spec, "truth must be sim:FAMILY (the simulated edges' source)")
+        raise OptionError(spec, "truth must be sim:FAMILY (the simulated edges' source)")
     pool = ShotPool.open(family, size=pool_size or DEFAULT_SIZE, seed=pool_seed)
     return pool.truth_for

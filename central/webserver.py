@@ -16,9 +16,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from central.listener import listen
+from central.listener import ListenError, listen
 from central.view import CentralView
-from shared.data.errors import DataError
 
 __all__ = ["HttpServer"]
 
@@ -74,7 +73,7 @@ class HttpServer:
             await asyncio.sleep(0.01)
         if self._task.done():
             self._task.result()  # raise what stopped it
-            raise DataError(self.url or "http", "the HTTP server stopped at start-up")
+            raise ListenError(self.url or "http", "the HTTP server stopped at start-up")
 
     @property
     def task(self) -> asyncio.Task[None] | None:

@@ -1,7 +1,7 @@
-"""Where the broker is and how to reach it: the URL, credentials, TLS, and retry pacing.
+"""Where the broker is and how to reach it: the URL, credentials and TLS.
 
 ``mqtt://HOST[:PORT]`` (1883 by default) or ``mqtts://HOST[:PORT]`` (TLS, 8883 by default),
-read by ``shared.broker_url`` as the centre reads it. A CA file (``--tls-ca``) also switches
+read by ``shared.wire.endpoint`` as the centre reads it. A CA file (``--tls-ca``) also switches
 TLS on, checked against that CA; ``mqtts://`` without one uses the system's CAs. Credentials
 come from options or the environment, never from the URL's log form
 (``BrokerEndpoint.display`` leaves the password out).
@@ -9,17 +9,24 @@ come from options or the environment, never from the URL's log form
 
 from __future__ import annotations
 
-import random
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
 
-from shared.broker_url import parse_broker_url
 from shared.data.errors import DataError
+from shared.errors import OptionError
+from shared.wire import parse_broker_url
 
-__all__ = ["Backoff", "BrokerEndpoint"]
+__all__ = ["BrokerAddressError", "BrokerEndpoint"]
+
+
+class BrokerAddressError(OptionError):
+    """``--broker`` is not a broker URL; ``str()`` is ``--broker: <why, what to write>``."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("--broker", problem)
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,12 @@ class BrokerEndpoint:
         password: str | None = None,
         tls_ca: Path | str | None = None,
     ) -> BrokerEndpoint:
-        """Read ``mqtt://HOST:PORT`` (or ``mqtts://``); a bad URL is one ``DataError``."""
+        """Read ``mqtt://HOST:PORT`` (or ``mqtts://``); a bad URL is one
+        ``BrokerAddressError``."""
         try:
             parsed = parse_broker_url(url)
         except ValueError as exc:
-            # "--broker" names it: DataError's path would fold the URL's "//" into "/".
-            raise DataError("--broker", str(exc)) from None
+            raise BrokerAddressError(str(exc)) from None
         ca = Path(tls_ca) if tls_ca is not None else None
         if ca is not None and not ca.is_file():
             raise DataError(ca, "no such CA file")
@@ -94,24 +101,3 @@ class BrokerEndpoint:
             timeout=timeout,
             tls_context=tls_context,
         )
-
-
-class Backoff:
-    """Exponential backoff with jitter: each wait is drawn from [d/2, d], with d doubling from
-    ``low`` to ``high``. The jitter keeps a fleet of edges from reconnecting in lockstep
-    after their broker comes back."""
-
-    def __init__(self, low: float = 0.5, high: float = 10.0, rng: random.Random | None = None):
-        if not 0 < low <= high:
-            raise ValueError(f"backoff {low}..{high} s: need 0 < low <= high")
-        self.low, self.high = low, high
-        self._next = low
-        self._rng = rng or random.Random()
-
-    def reset(self) -> None:
-        self._next = self.low
-
-    def next_delay(self) -> float:
-        d = self._next
-        self._next = min(self.high, d * 2)
-        return self._rng.uniform(d / 2, d)

@@ -22,6 +22,7 @@ import numpy as np
 
 from shared.data.errors import DataError
 from shared.data.normalization import Normalization
+from shared.errors import OptionError
 from shared.geometry import Geometry
 from shared.manifest import DeviceEntry, Manifest, load_manifest
 
@@ -59,9 +60,9 @@ class EncoderRuntime:
         cls, bundle: Path | str, device_id: str, runtime: str = "auto", threads: int = 1
     ) -> EncoderRuntime:
         if runtime not in RUNTIMES:
-            raise DataError(runtime, f"runtime must be one of {', '.join(RUNTIMES)}")
+            raise OptionError(runtime, f"runtime must be one of {', '.join(RUNTIMES)}")
         if threads < 1:
-            raise DataError(str(threads), "threads must be >= 1")
+            raise OptionError(str(threads), "threads must be >= 1")
         manifest = load_manifest(bundle)
         device = manifest.device(device_id)
         norm = Normalization.from_dict(manifest.config["normalization"])

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from shared.data.errors import DataError
+from shared.errors import OptionError
 
 __all__ = ["Outbox", "OutboxRow", "default_outbox_path"]
 
@@ -75,7 +76,7 @@ class Outbox:
     @classmethod
     async def open(cls, path: Path | str, max_bytes: int) -> Outbox:
         if max_bytes < 1:
-            raise DataError(path, f"outbox bound {max_bytes} bytes must be positive")
+            raise OptionError(path, f"outbox bound {max_bytes} bytes must be positive")
         outbox = cls(Path(path), max_bytes)
         try:
             await outbox._call(outbox._open)

@@ -1,12 +1,17 @@
 """The ``epic`` command line: one entry point, a sub-command per job.
 
-Errors a user can cause (a bad value, a missing file, unusable data) end in one line on
-stderr, ``epic: error: ...``, and exit code 2; tracebacks are for bugs.
+Errors a user can cause (a bad value, a missing file, unusable data: ``shared.errors.UserError``
+and its kinds) end in one line on stderr, ``epic: error: ...``, and exit code 2, caught here
+in ``main`` and nowhere else; tracebacks are for bugs.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 import typer.main
@@ -19,14 +24,14 @@ from epic.commands import (
     data,
     demo,
     deploy,
-    edge,
     evaluate,
     report,
     train,
 )
 from epic.helptext import tidy
 from epic.parentwatch import watch_supervisor
-from shared.data.errors import DataError
+from lab.errors import ConfigError
+from shared.errors import UserError
 from shared.torchfile import reworded
 
 app = typer.Typer(
@@ -59,22 +64,29 @@ app.command("deploy", short_help="Split a checkpoint into a bundle for edges and
     deploy.deploy
 )
 
-try:
-    from epic.commands import central as central_command
 
-    run_central = central_command.central
-except ModuleNotFoundError as missing:  # a training box (the GPU machine) has no web stack
-    _absent = missing.name
+def _service_command(name: str) -> Callable[..., None]:
+    """``epic.commands.<name>.<name>``, or where the service's packages are missing (a training
+    box, the GPU machine, has no MQTT or web stack, nor the pydantic-settings that their
+    settings models need) a stand-in that says so."""
+    try:
+        return getattr(importlib.import_module(f"epic.commands.{name}"), name)
+    except ModuleNotFoundError as missing:
+        absent = missing.name
 
-    def run_central() -> None:
-        """Needs the centre's packages, absent here."""
-        _fail(f"epic central needs {_absent}, not installed here: pip install epic-fwi")
+    def unavailable() -> None:
+        """Needs the service's packages, absent here."""
+        raise UserError(f"epic {name} needs {absent}, not installed here: pip install epic-fwi")
+
+    return unavailable
 
 
 app.command("central", short_help="Run the centre: assemble, decode, store, serve maps.")(
-    run_central
+    _service_command("central")
 )
-app.command("edge", short_help="Run one field device: encode and publish its latents.")(edge.edge)
+app.command("edge", short_help="Run one field device: encode and publish its latents.")(
+    _service_command("edge")
+)
 app.command("bench", short_help="Compare EPIC with the centralized baseline, end to end.")(
     bench.bench
 )
@@ -104,13 +116,35 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _blame_options(command: Any) -> Any:
+    """Make every command of the tree report a ``ConfigError`` as click reports a bad option
+    value: "Invalid value for --OPTION: ..." and a pointer to the command's ``--help`` (the
+    option is the one the error names; ``main`` prints it as one line)."""
+    for sub in getattr(command, "commands", {}).values():
+        _blame_options(sub)
+    callback = command.callback
+    if callback is None:
+        return command
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ConfigError as exc:
+            # Raised inside click's invocation, so click adds the command's context.
+            raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+
+    command.callback = checked
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     watch_supervisor()  # a part of `epic demo` ends with it, however it ends
     try:
-        command = tidy(typer.main.get_command(app))
+        command = _blame_options(tidy(typer.main.get_command(app)))
         code = command.main(args=argv, prog_name="epic", standalone_mode=False)
-    except DataError as exc:
+    except UserError as exc:  # the one place a user's error becomes one line and exit 2
         _fail(reworded(exc))
     except (typer.Abort, KeyboardInterrupt):
         print("epic: interrupted", file=sys.stderr)

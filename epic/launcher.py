@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from epic.parentwatch import ENV
+from shared.errors import UserError
 
 __all__ = [
     "Child",
@@ -44,8 +45,9 @@ KEEP_LOGS = 3  # earlier runs' logs kept beside this run's
 MAX_LOG_BYTES = 20 * 1024 * 1024  # a log bigger than this is rotated during a run
 
 
-class LaunchError(RuntimeError):
-    """A part did not start; the message says which and where its log is."""
+class LaunchError(UserError, RuntimeError):
+    """A part did not start, or stopped while it should run; the message says which and
+    where its log is (what to fix is in that log)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from shared.errors import UserError
+
 __all__ = ["ConfigError", "TrainingDiverged"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting is unusable (unknown preset or option, K >= N devices, a resumed run that
     is not the saved one); ``str()`` is one line saying which and why, ``option`` names the
     command-line option to blame where there is one."""

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.data.errors import DataError
+from shared.errors import OptionError
 from shared.physics.families import FAMILIES, GENERATORS_VERSION
 
 __all__ = ["DEFAULT_SIZE", "ShotPool", "default_cache_dir", "parse_sample_id", "sample_id"]
@@ -98,11 +99,13 @@ class ShotPool:
     ) -> ShotPool:
         """The pool for ``(family, seed, size)``, simulated on first use (~0.2 s a sample)."""
         if family not in FAMILIES:
-            raise DataError(f"sim:{family}", f"unknown family; choose one of {', '.join(FAMILIES)}")
+            raise OptionError(
+                f"sim:{family}", f"unknown family; choose one of {', '.join(FAMILIES)}"
+            )
         if not 1 <= size <= 10_000:
-            raise DataError(f"sim:{family}", f"pool size {size} must be 1-10000")
+            raise OptionError(f"sim:{family}", f"pool size {size} must be 1-10000")
         if seed < 0:
-            raise DataError(f"sim:{family}", f"pool seed {seed} must be >= 0")
+            raise OptionError(f"sim:{family}", f"pool seed {seed} must be >= 0")
         key = _Key(family, seed, size)
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         folder = cache / key.name

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.data.errors import DataError
+from shared.errors import UserError
 
 __all__ = ["UnreadableFile", "from_torch_load", "load", "reason", "reworded"]
 
@@ -79,10 +80,15 @@ def reason(exc: BaseException, what: str = "checkpoint") -> str:
     return f"cannot be read as a PyTorch {what} ({type(exc).__name__}); {fix}"
 
 
-def reworded(error: DataError) -> str:
-    """``str(error)``, or, where a failed ``torch.load`` caused it (``load_checkpoint``
-    chains PyTorch's own error), the short ``reason``."""
+def reworded(error: UserError) -> str:
+    """``str(error)``, or, where a failed ``torch.load`` caused a ``DataError``
+    (``load_checkpoint`` chains PyTorch's own error), the short ``reason``."""
     cause = error.__cause__
-    if isinstance(error, UnreadableFile) or cause is None or not from_torch_load(cause):
+    if (
+        not isinstance(error, DataError)
+        or isinstance(error, UnreadableFile)
+        or cause is None
+        or not from_torch_load(cause)
+    ):
         return str(error)
     return f"{error.path}: {reason(cause)}"

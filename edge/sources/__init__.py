@@ -1,7 +1,8 @@
 """Stream sources for an edge device: ``sim:FAMILY``, ``openfwi:DIR``, ``segy:PATH``.
 
 ``open_source(spec, receivers, rate, ...)`` parses the source string and opens it for one
-device's receiver block; a bad string or unusable data raises one ``DataError`` line.
+device's receiver block; a bad string raises one ``OptionError`` line, unusable data one
+``DataError`` line.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 from edge.sources.base import Clock, Shot, Slot, Source
-from shared.data.errors import DataError
+from shared.errors import OptionError
 from shared.physics.families import FAMILIES
 from shared.pool import DEFAULT_SIZE
 
@@ -35,18 +36,18 @@ def open_source(
     simulate a pool or index files)."""
     kind, sep, arg = spec.partition(":")
     if not sep or not arg or kind not in KINDS:
-        raise DataError(
+        raise OptionError(
             spec, "source must be sim:FAMILY, openfwi:DIR or segy:PATH (e.g. sim:flatfault-a)"
         )
     if rate < 0:
-        raise DataError(spec, f"rate {rate} Hz must be >= 0")
+        raise OptionError(spec, f"rate {rate} Hz must be >= 0")
     if start_slot is not None and kind != "sim":
-        raise DataError(spec, "a start slot applies to sim: sources only")
+        raise OptionError(spec, "a start slot applies to sim: sources only")
     if kind == "sim":
         from edge.sources.sim import SimSource
 
         if arg not in FAMILIES:
-            raise DataError(spec, f"unknown family; choose one of {', '.join(FAMILIES)}")
+            raise OptionError(spec, f"unknown family; choose one of {', '.join(FAMILIES)}")
         return SimSource(
             arg,
             receivers,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.sources.base import Clock, Shot, Slot, Source, current_slot, slot_ns
-from shared.data.errors import DataError
+from shared.errors import OptionError
 from shared.pool import DEFAULT_SIZE, ShotPool, sample_id
 
 __all__ = ["SimSource"]
@@ -38,9 +38,9 @@ class SimSource(Source):
     ) -> None:
         self.spec = f"sim:{family}"
         if not rate > 0:
-            raise DataError(self.spec, f"rate {rate} Hz: a simulated stream needs a rate > 0")
+            raise OptionError(self.spec, f"rate {rate} Hz: a simulated stream needs a rate > 0")
         if start_slot is not None and start_slot < 0:
-            raise DataError(self.spec, f"start slot {start_slot} must be >= 0")
+            raise OptionError(self.spec, f"start slot {start_slot} must be >= 0")
         self.family = family
         self.receivers = receivers
         self.rate = rate

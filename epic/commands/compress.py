@@ -38,21 +38,17 @@ def compress(
     retrained. Deploy the new checkpoint as usual.
     """
     from lab.compress import compress as fit
-    from lab.errors import ConfigError
 
     set_threads(threads)
-    try:
-        fitted = fit(
-            checkpoint,
-            folders(data, more),
-            dims,
-            out,
-            limit=limit,
-            batch_size=batch_size,
-            command=shlex.join(["epic", *sys.argv[1:]]),
-        )
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    fitted = fit(
+        checkpoint,
+        folders(data, more),
+        dims,
+        out,
+        limit=limit,
+        batch_size=batch_size,
+        command=shlex.join(["epic", *sys.argv[1:]]),
+    )
     kept = ", ".join(f"{v:.4f}" for v in fitted["variance_kept"])
     typer.echo(
         f"wrote {out}: {dims} numbers a device, fitted on {fitted['samples']} samples; "

@@ -39,26 +39,22 @@ def evaluate(
     threads: Threads = 0,
 ) -> None:
     """Score a checkpoint on every sample of the folders (optionally with K devices gone)."""
-    from lab.errors import ConfigError
     from lab.evaluate import evaluate as run_evaluation
     from lab.evaluate import format_table
 
     dirs = folders(data, more)
     set_threads(threads)
-    try:
-        result = run_evaluation(
-            checkpoint,
-            dirs,
-            drop_devices=drop_devices,
-            seed=seed,
-            batch_size=batch_size,
-            device=device,
-            plot=plot,
-            plot_count=plot_count,
-            progress=True,
-        )
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    result = run_evaluation(
+        checkpoint,
+        dirs,
+        drop_devices=drop_devices,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        plot=plot,
+        plot_count=plot_count,
+        progress=True,
+    )
     dropped = f", {drop_devices} device(s) dropped per sample (seed {seed})" if drop_devices else ""
     typer.echo(
         f"{checkpoint}: {result['model']} ({result['preset']}, "

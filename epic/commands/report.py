@@ -70,7 +70,6 @@ def report(
 ) -> None:
     """Score checkpoints on test folders (one per family) and write the results as Markdown:
     a side-by-side table and a robustness table (k of N devices dropped)."""
-    from lab.errors import ConfigError
     from lab.report import build_report, format_markdown
 
     dirs = folders(data, more)
@@ -78,19 +77,16 @@ def report(
     command = _command(
         checkpoint, dirs, out, drop_seed, max_drop, batch_size, device, json_out, threads
     )
-    try:
-        result = build_report(
-            checkpoint,
-            dirs,
-            drop_seed=drop_seed,
-            max_drop=max_drop,
-            batch_size=batch_size,
-            device=device,
-            command=command,
-            progress=True,
-        )
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    result = build_report(
+        checkpoint,
+        dirs,
+        drop_seed=drop_seed,
+        max_drop=max_drop,
+        batch_size=batch_size,
+        device=device,
+        command=command,
+        progress=True,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(format_markdown(result))
     typer.echo(f"wrote {out}")

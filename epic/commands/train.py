@@ -143,7 +143,7 @@ def train(
     ] = Schedule["steps"],
 ) -> None:
     """Train a model; per epoch one line of figures, the best epoch saved to --out."""
-    from lab.errors import ConfigError, TrainingDiverged
+    from lab.errors import TrainingDiverged
     from lab.train import TrainConfig
     from lab.train import train as run_training
 
@@ -186,8 +186,6 @@ def train(
             schedule=schedule.value,
         )
         result = run_training(cfg)
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
     except TrainingDiverged as exc:
         typer.echo(f"epic: error: {exc}", err=True)
         raise typer.Exit(1) from exc

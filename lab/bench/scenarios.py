@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.data.errors import DataError
+from shared.errors import OptionError
 
 __all__ = [
     "DEFAULT_CHECKPOINTS",
@@ -49,16 +50,16 @@ class Deployed:
 
 
 def parse_checkpoints(items: list[str]) -> dict[str, Path]:
-    """``["fla=runs/fla.pt", ...]`` -> ``{"fla": Path(...)}``; a bad item is a DataError."""
+    """``["fla=runs/fla.pt", ...]`` -> ``{"fla": Path(...)}``; a bad item is an OptionError."""
     from shared.models.registry import MODEL_NAMES
 
     out: dict[str, Path] = {}
     for item in items:
         model, sep, path = item.partition("=")
         if not sep or not model or not path:
-            raise DataError(item, "--checkpoint takes MODEL=PATH, e.g. fla=runs/fla.pt")
+            raise OptionError(item, "--checkpoint takes MODEL=PATH, e.g. fla=runs/fla.pt")
         if model not in MODEL_NAMES:
-            raise DataError(
+            raise OptionError(
                 item, f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}"
             )
         out[model] = Path(path)
@@ -70,7 +71,7 @@ def resolve_checkpoint(model: str, overrides: dict[str, Path]) -> Path:
     from shared.models.registry import MODEL_NAMES
 
     if model not in MODEL_NAMES:
-        raise DataError(model, f"unknown model; choose from {', '.join(MODEL_NAMES)}")
+        raise OptionError(model, f"unknown model; choose from {', '.join(MODEL_NAMES)}")
     path = overrides.get(model) or DEFAULT_CHECKPOINTS.get(model)
     if path is None:
         raise DataError(

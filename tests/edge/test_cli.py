@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.connection import Backoff, BrokerEndpoint
+from edge.connection import BrokerAddressError, BrokerEndpoint
 from epic.cli import main
-from shared.data.errors import DataError
+from shared.wire import Backoff
 
 
 def fail(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -54,7 +54,7 @@ def test_broker_urls() -> None:
     url_creds = BrokerEndpoint.parse("mqtt://dev-1:p%40ss@10.0.0.2:1884")
     assert (url_creds.username, url_creds.password, url_creds.port) == ("dev-1", "p@ss", 1884)
     for bad in ("127.0.0.1:1883", "mqtt://", "mqtt://h:1/path", "ws://h:1"):
-        with pytest.raises(DataError):
+        with pytest.raises(BrokerAddressError):
             BrokerEndpoint.parse(bad)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from edge.outbox import Outbox
 from shared.data.errors import DataError
+from shared.errors import OptionError
 
 T = TypeVar("T")
 
@@ -88,7 +89,7 @@ def test_unusable_file_is_a_data_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(DataError, match="not a usable outbox"):
         run(Outbox.open(path, 1000))
-    with pytest.raises(DataError, match="must be positive"):
+    with pytest.raises(OptionError, match="must be positive"):
         run(Outbox.open(tmp_path / "x.sqlite", 0))
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.data.errors import DataError
 from shared.data.openfwi import OpenFWIDataset
+from shared.errors import OptionError
 from shared.physics.families import generate_batch
 from shared.pool import ShotPool, default_cache_dir, parse_sample_id, sample_id
 from tests.edge.conftest import FAMILY, POOL_SIZE, REPO
@@ -58,9 +58,9 @@ def test_cache_dir_follows_epic_cache(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_bad_pool_requests_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="unknown family"):
+    with pytest.raises(OptionError, match="unknown family"):
         ShotPool.open("nope", cache_dir=tmp_path)
-    with pytest.raises(DataError, match="pool size"):
+    with pytest.raises(OptionError, match="pool size"):
         ShotPool.open(FAMILY, size=0, cache_dir=tmp_path)
 
 

@@ -13,6 +13,7 @@ from edge.sources import Source, open_source
 from edge.sources.base import Clock, Pacer, current_slot, slot_ns
 from edge.sources.segy import write_segy
 from shared.data.errors import DataError
+from shared.errors import OptionError, UserError
 from shared.pool import ShotPool
 from tests.edge.conftest import FAMILY, POOL_SIZE
 
@@ -152,11 +153,11 @@ def test_segy_record_with_a_missing_trace_is_refused(tmp_path: Path, pool: ShotP
     ],
 )
 def test_bad_source_strings_are_one_line_errors(spec: str, message: str) -> None:
-    with pytest.raises(DataError, match=message) as info:
+    with pytest.raises(UserError, match=message) as info:  # a bad string or a missing file
         open_source(spec, (0, 14), 1.0)
     assert "\n" not in str(info.value)
 
 
 def test_start_slot_is_for_sim_only(tiny_dataset: Path) -> None:
-    with pytest.raises(DataError, match="sim: sources only"):
+    with pytest.raises(OptionError, match="sim: sources only"):
         open_source(f"openfwi:{tiny_dataset}", (0, 14), 1.0, start_slot=3)

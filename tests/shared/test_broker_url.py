@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from central.settings import broker_address
-from edge.connection import BrokerEndpoint
+from edge.connection import BrokerAddressError, BrokerEndpoint
 from epic.cli import main
-from shared.broker_url import parse_broker_url
-from shared.data.errors import DataError
+from shared.wire import parse_broker_url
 
 GOOD = [
     ("mqtt://10.0.0.5", ("10.0.0.5", 1883, False)),
@@ -57,7 +56,7 @@ def test_a_bad_url_says_why_and_what_to_write(url: str, why: str) -> None:
     text = str(refused.value)
     assert text.startswith(f"{url!r} is not a broker URL (") and why in text
     assert text.endswith("write mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS")
-    with pytest.raises(DataError, match="is not a broker URL"):
+    with pytest.raises(BrokerAddressError, match="is not a broker URL"):
         BrokerEndpoint.parse(url)
 
 

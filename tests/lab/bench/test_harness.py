@@ -25,6 +25,7 @@ from lab.bench.stats import (
     throughput,
 )
 from shared.data.errors import DataError
+from shared.errors import OptionError
 from tests.lab.conftest import assert_one_line_error
 
 MS = 1_000_000  # ns
@@ -262,7 +263,7 @@ def test_checkpoints_default_to_the_shipped_ones(tmp_path: Path, monkeypatch) ->
         resolve_checkpoint("sla", {"sla": tmp_path / "missing.pt"})
     assert parse_checkpoints(["fla=a/b.pt"]) == {"fla": Path("a/b.pt")}
     for bad in ("fla", "=x.pt", "nope=x.pt"):
-        with pytest.raises(DataError):
+        with pytest.raises(OptionError):
             parse_checkpoints([bad])
 
 
