@@ -43,7 +43,8 @@ from central.validate import Validator
 from central.view import ServiceStarting
 from central.webserver import HttpServer
 from shared.data.errors import DataError
-from shared.manifest import load_manifest
+from shared.errors import OptionError
+from shared.manifest import Manifest, load_manifest
 
 if TYPE_CHECKING:
     from central.decoder import Decoder
@@ -80,6 +81,18 @@ class CentralService:
         self._started = time.monotonic()
         self._stopping = False
         self._failed = asyncio.Event()
+        # The parts, each set by its step of start() as soon as it exists (so that stop()
+        # closes what a failed start left): None until then, as in edge.daemon.
+        self.manifest: Manifest | None = None
+        self.deployment: str | None = None
+        self.http: HttpServer | None = None
+        self.registry: DeviceRegistry | None = None
+        self.store: MapStore | None = None
+        self.decoder: Decoder | None = None
+        self.assembler: Assembler | None = None
+        self.pending: PendingLatents | None = None
+        self.pipeline: Pipeline | None = None
+        self.consumer: Consumer | None = None
 
     # -- start and stop -------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -97,75 +110,143 @@ class CentralService:
         await self.stop()
 
     async def start(self) -> None:
-        """Serve, then load: the API answers "starting" (503) until ``ready``."""
+        """Serve, then load: the API answers "starting" (503) until ``ready``.
+
+        Each step builds one part with the parts it needs passed in; the pipeline and the
+        consumer need each other, so the pipeline publishes through ``_publish``."""
+        min_devices = await self._read_manifest()
+        await self._serve()
+        self._stage = "loading the model"
+        bundle, decoding, model = await self._load_model()
+        self._build_registry()
+        self._stage = "opening the store"
+        await self._open_store()
+        self._stage = "profiling the decoder"
+        await self._start_decoder(bundle, decoding, model)
+        self._stage = "restoring the latents kept at the last stop"
+        await self._build_assembler(min_devices)
+        await self._open_pending()
+        self._build_pipeline()
+        validator = self._validator(bundle, model)
+        await self._reload_pending(validator)
+        self._build_consumer(validator)
+        self._spawn_all()
+        self._started = time.monotonic()
+        self._ready, self._stage = True, "ready"
+
+    # -- the steps of start(), in order ---------------------------------------------------
+    async def _read_manifest(self) -> int:
+        """The bundle's manifest; returns the devices a sample needs at its deadline."""
         s = self.settings
         self.manifest = await asyncio.to_thread(load_manifest, s.bundle)
         self.deployment = self.manifest.deployment
         try:
-            min_devices = s.min_devices_for(len(self.manifest.devices))
+            return s.min_devices_for(len(self.manifest.devices))
         except ValueError as exc:
-            raise DataError(s.bundle, str(exc)) from None
+            raise OptionError(s.bundle, str(exc)) from None
+
+    async def _serve(self) -> None:
+        """The API, at once: it answers "starting" until the rest is ready."""
+        s = self.settings
         token = s.api_token.get_secret_value() if s.api_token else None
         self.http = HttpServer(self, s.host, s.port, sock=self._listener, api_token=token,
                                max_live_clients=s.max_live_clients)  # fmt: skip
         await self.http.start()
         if self.http.task is not None:
             self.http.task.add_done_callback(self._task_done)
-        self._stage = "loading the model"
+
+    async def _load_model(self) -> tuple[ModuleType, ModuleType, Any]:
+        """``shared.bundle``, ``central.decoder`` and the centre's model (and the truth to
+        score maps against, if asked)."""
+        s = self.settings
         # torch and the model code are imported here, in a worker thread (seconds), so that
         # the API already answers "starting" meanwhile.
         bundle, decoding = await asyncio.to_thread(_import_model_code)
         self.manifest, model = await asyncio.to_thread(bundle.load_central_model, s.bundle)
-        ids = self.manifest.device_ids
         if self._truth is None and s.truth:
             self._truth = await asyncio.to_thread(open_truth, s.truth, s.truth_pool_size,
                                                   s.truth_pool_seed)  # fmt: skip
+        return bundle, decoding, model
+
+    def _build_registry(self) -> None:
+        assert self.manifest is not None
         self.registry = DeviceRegistry(
             [(d.id, list(d.receivers)) for d in self.manifest.devices],
-            offline_after_s=s.offline_after_s,
+            offline_after_s=self.settings.offline_after_s,
             on_change=self._device_changed,
         )
-        self._stage = "opening the store"
-        self.store = MapStore(s.db_path(self.deployment), retention=s.retention)
-        self.store.on_lost = self.instruments.maps_lost.inc
+
+    async def _open_store(self) -> None:
+        """The map store, and the device health saved at the last stop."""
+        assert self.deployment is not None and self.registry is not None
+        s = self.settings
+        self.store = MapStore(s.db_path(self.deployment), retention=s.retention,
+                              on_lost=self.instruments.maps_lost.inc)  # fmt: skip
         await self.store.open()
         self.registry.restore(await self.store.load_devices())
         self.registry.dirty = False
-        self._stage = "profiling the decoder"
+
+    async def _start_decoder(self, bundle: ModuleType, decoding: ModuleType, model: Any) -> None:
+        """The decoder, profiled: its p95 is what the assembler's deadline leaves it."""
+        assert self.manifest is not None
         session = await asyncio.to_thread(self._central_onnx, bundle)
-        runtime = decoding.DecoderRuntime(model, ids, self._truth, session)
-        self.decoder: Decoder = decoding.Decoder(runtime, threads=s.threads)
+        runtime = decoding.DecoderRuntime(model, self.manifest.device_ids, self._truth, session)
+        self.decoder = decoding.Decoder(runtime, threads=self.settings.threads)
         await self.decoder.start()
-        self._stage = "restoring the latents kept at the last stop"
+
+    async def _build_assembler(self, min_devices: int) -> None:
+        assert self.manifest is not None and self.decoder is not None
+        assert self.store is not None
+        s = self.settings
         self.assembler = Assembler(
-            ids, min_devices, s.deadline_ms, t_dec_ms=self.decoder.p95_ms, clock=self._clock,
-            clock_mode=s.clock, max_open=s.max_open_samples,
+            self.manifest.device_ids, min_devices, s.deadline_ms, t_dec_ms=self.decoder.p95_ms,
+            clock=self._clock, clock_mode=s.clock, max_open=s.max_open_samples,
             refine_window_s=s.refine_window_s,
         )  # fmt: skip
         self.assembler.remember_closed(await self.store.recent_sample_ids(16_384))
-        # Kept latents (central.pending): none with an in-memory store, where nothing would
-        # survive anyway; then paho acknowledges on receipt, as before. The bound is twice
-        # what the pipeline can hold (buffer, a decode batch, maps waiting for the store).
-        self.pending: PendingLatents | None = None
-        if not self.store.in_memory:
-            held = s.max_open_samples + s.decode_batch_max + RESULTS_BOUND
-            self.pending = PendingLatents(self.store, max_rows=2 * held * len(ids))
-            await self.pending.open()
         if self.assembler.budget_ms == 0:
             log.warning(
                 "deadline %.0f ms is within the decoder's p95 (%.0f ms): samples decode with "
                 "whatever is in at their first latent", s.deadline_ms, self.decoder.p95_ms,
             )  # fmt: skip
+
+    async def _open_pending(self) -> None:
+        """Kept latents (central.pending): none with an in-memory store, where nothing would
+        survive anyway; then paho acknowledges on receipt, as before."""
+        assert self.store is not None and self.manifest is not None
+        if self.store.in_memory:
+            return
+        # The bound is twice what the pipeline can hold (buffer, a decode batch, maps
+        # waiting for the store).
+        s = self.settings
+        held = s.max_open_samples + s.decode_batch_max + RESULTS_BOUND
+        self.pending = PendingLatents(self.store, max_rows=2 * held * len(self.manifest.device_ids))
+        await self.pending.open()
+
+    def _build_pipeline(self) -> None:
+        a, d, st, r = self.assembler, self.decoder, self.store, self.registry
+        assert a is not None and d is not None and st is not None and r is not None
+        assert self.manifest is not None and self.deployment is not None
         self.pipeline = Pipeline(
-            self.assembler, self.decoder, self.store, self.registry, self.hub, self.instruments,
-            deployment=self.deployment, model_hash=self.manifest.model_hash,
-            batch_max=s.decode_batch_max,
+            a, d, st, r, self.hub, self.instruments, deployment=self.deployment,
+            model_hash=self.manifest.model_hash, batch_max=self.settings.decode_batch_max,
+            pending=self.pending, publish=self._publish,
         )  # fmt: skip
-        self.pipeline.pending = self.pending
+
+    def _validator(self, bundle: ModuleType, model: Any) -> Validator:
+        assert self.manifest is not None
         raw_ok = not any(bundle.encoder_has_weights(model, i) for i in range(model.n_devices))
-        validator = Validator(self.manifest, raw_ok, s.max_envelope_bytes)
+        return Validator(self.manifest, raw_ok, self.settings.max_envelope_bytes)
+
+    async def _reload_pending(self, validator: Validator) -> None:
+        """The latents kept at the last stop, back in the assembler."""
+        assert self.assembler is not None and self.pipeline is not None
         if self.pending is not None and await reload(self.pending, validator, self.assembler):
             self.pipeline.ready.set()  # a sample complete at the kill decodes now
+
+    def _build_consumer(self, validator: Validator) -> None:
+        assert self.pipeline is not None and self.registry is not None
+        s = self.settings
         self.consumer = Consumer(
             s.address, validator, self.pipeline.inbox,
             on_report=self.registry.report, on_reject=self.pipeline.on_reject,
@@ -174,7 +255,9 @@ class CentralService:
             password=s.password.get_secret_value() if s.password else s.address.password,
             tls_ca=str(s.tls_ca) if s.tls_ca else None, pending=self.pending,
         )  # fmt: skip
-        self.pipeline.publish = self.consumer.publish
+
+    def _spawn_all(self) -> None:
+        assert self.consumer is not None and self.pipeline is not None
         if self.pending is not None:
             self._spawn("pending", self.pending.run())
         for name, coro in (
@@ -185,8 +268,13 @@ class CentralService:
             ("tick", self._tick()),
         ):
             self._spawn(name, coro)
-        self._started = time.monotonic()
-        self._ready, self._stage = True, "ready"
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        """The pipeline's way to the broker: the consumer's, built after the pipeline (it
+        reads into the pipeline's inbox). Nothing is published before it exists: the
+        pipeline's tasks start after it."""
+        if self.consumer is not None:
+            self.consumer.publish(topic, payload)
 
     @property
     def ready(self) -> bool:
@@ -215,6 +303,7 @@ class CentralService:
         await self._failed.wait()
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
+        assert self.consumer is not None, "start() first"
         async with asyncio.timeout(timeout):
             await self.consumer.connected.wait()
 
@@ -223,12 +312,12 @@ class CentralService:
             return
         self._stopping = True
         tasks = {t.get_name().removeprefix("central-"): t for t in self._tasks}
-        if "consumer" in tasks:
+        if "consumer" in tasks and self.consumer is not None:
             # Read no more; what was read is written and acknowledged before the DISCONNECT.
             await self.consumer.stop_reading(STOP_ACK_S)
         for name in ("consumer", "assemble", "tick"):
             await _cancel(tasks.get(name))
-        if "decode" in tasks:
+        if "decode" in tasks and self.pipeline is not None:
             # The decode loop ends after its batch in flight; its maps reach the store.
             self.pipeline.stopping = True
             self.pipeline.ready.set()
@@ -248,14 +337,15 @@ class CentralService:
             await self.pending.flush(STOP_ACK_S)  # the rows of the maps just stored go
             await _cancel(tasks["pending"])
         self.hub.close()  # ends live clients' iterators, so the HTTP server can stop
-        if hasattr(self, "http"):
+        if self.http is not None:
             await self.http.stop()
         if self._listener is not None:
             self._listener.close()  # already closed by uvicorn, unless it never served
-        if hasattr(self, "decoder"):
+        if self.decoder is not None:
             await self.decoder.close()
-        if hasattr(self, "store"):
-            await self.store.save_devices(self.registry.export())
+        if self.store is not None:
+            if self.registry is not None:  # always, once there is a store
+                await self.store.save_devices(self.registry.export())
             await self.store.close()
 
     async def _tick(self) -> None:
@@ -284,9 +374,9 @@ class CentralService:
     def _device_changed(self, health: DeviceHealth) -> None:
         self.hub.publish(DeviceEvent(device=health).model_dump(mode="json"))
         # A device gone is not waited for: samples waiting only for it decode now.
-        assembler = getattr(self, "assembler", None)  # None while the centre starts
-        if assembler is not None and assembler.set_alive(health.id, is_alive(health)):
-            self.pipeline.ready.set()
+        a, pipeline = self.assembler, self.pipeline  # None while the centre starts
+        if a is not None and a.set_alive(health.id, is_alive(health)) and pipeline is not None:
+            pipeline.ready.set()
 
     # -- CentralView ----------------------------------------------------------------------
     async def latest_map(self) -> MapDetail | None:

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.broker_url import parse_broker_url
+from shared.wire import parse_broker_url
 
 __all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
 
@@ -41,7 +41,7 @@ class BrokerAddress:
 
 
 def broker_address(url: str) -> BrokerAddress:
-    """Parse a broker URL as the edge does (``shared.broker_url``); ``ValueError`` says why."""
+    """Parse a broker URL as the edge does (``shared.wire.endpoint``); ``ValueError`` says why."""
     u = parse_broker_url(url)
     return BrokerAddress(u.host, u.port, u.tls, u.username, u.password)
 
@@ -51,21 +51,25 @@ class CentralSettings(BaseSettings):
 
     bundle: Path = Field(description="Deployment bundle folder (epic deploy).")
     broker: str = Field("mqtt://127.0.0.1:1883", description="mqtt://HOST:PORT or mqtts://")
-    username: str | None = None
-    password: SecretStr | None = None
+    username: str | None = Field(None, description="broker user")
+    password: SecretStr | None = Field(None, description="broker password")
     tls_ca: Path | None = Field(None, description="CA certificate for mqtts://")
     client_id: str | None = Field(None, description="default epic-central-<deployment>")
     deadline_ms: float = Field(2000.0, gt=0, description="T: per-sample time budget")
     min_devices: int | None = Field(None, ge=1, description="default: a majority, ceil(N/2)")
-    clock: Literal["arrival", "synced"] = "arrival"
+    clock: Literal["arrival", "synced"] = Field(
+        "arrival", description="T counts from the first arrival here, or the edges' shot time"
+    )
     db: Path | None = Field(None, description="SQLite file; default epic-central-<dep>.sqlite")
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535, description="0: any free port")
+    host: str = Field("127.0.0.1", description="web/API address")
+    port: int = Field(8000, ge=0, le=65535, description="web/API port, 0: any free port")
     retention: int = Field(10_000, ge=1, description="maps kept in the store, newest")
     max_open_samples: int = Field(256, ge=1, description="buffer bound (open + ready samples)")
     refine_window_s: float = Field(60.0, ge=0, description="late latents re-decode this long")
-    max_envelope_bytes: int = Field(4 * 1024 * 1024, ge=64, le=16 * 1024 * 1024)
-    decode_batch_max: int = Field(16, ge=1, le=256)
+    max_envelope_bytes: int = Field(
+        4 * 1024 * 1024, ge=64, le=16 * 1024 * 1024, description="largest message accepted"
+    )
+    decode_batch_max: int = Field(16, ge=1, le=256, description="samples decoded together")
     threads: int = Field(0, ge=0, description="torch CPU threads, 0: all cores")
     decoder: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="auto: onnxruntime when the bundle has central.onnx"

@@ -82,6 +82,7 @@ class MapStore:
         retention: int = 10_000,
         memory_maps: int = 1_000,
         busy_timeout_s: float = 2.0,
+        on_lost: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.path = Path(path)
         self.retention = retention
@@ -90,7 +91,7 @@ class MapStore:
         self.count = 0  # maps in the database
         self.healthy = True
         self.lost = 0  # maps dropped from memory while the database was failing
-        self.on_lost: Callable[[int], None] = lambda n: None
+        self.on_lost = on_lost
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epic-store")
         self._db: sqlite3.Connection | None = None
         self._seq = 0

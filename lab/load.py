@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from central.settings import CentralSettings
+
 __all__ = ["LoadConfig", "LoadReport", "make_bundle", "run_load"]
 
 DEPLOYMENT = "load"
@@ -38,7 +40,7 @@ class LoadConfig:
     rate: float = 2.0
     duration_s: float = 300.0
     edge_procs: int = 2
-    deadline_ms: float = 2000.0
+    deadline_ms: float = CentralSettings.model_fields["deadline_ms"].default  # the centre's
     broker: str = "embedded"  # embedded, mosquitto, or mqtt://HOST:PORT of a running one
     family: str = "flatfault-a"
     pool_size: int = 4
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=2.0, help="samples per second per edge")
     p.add_argument("--duration", type=float, default=300.0, help="seconds of shots")
     p.add_argument("--edge-procs", type=int, default=2, help="processes the edges share")
-    p.add_argument("--deadline-ms", type=float, default=2000.0)
+    p.add_argument("--deadline-ms", type=float, default=LoadConfig.deadline_ms)
     p.add_argument("--broker", default="embedded", help="embedded, mosquitto or mqtt://...")
     p.add_argument("--workdir", type=Path, default=Path("runs/load"))
     p.add_argument("--json", type=Path, help="write the report here")

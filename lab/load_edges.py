@@ -72,6 +72,7 @@ async def run_group(args: argparse.Namespace) -> dict[str, dict]:
 
     endpoint = BrokerEndpoint.parse(args.broker)
     workdir = Path(args.workdir)
+    given = {"heartbeat_s": args.heartbeat_s} if "heartbeat_s" in args else {}
     async with contextlib.AsyncExitStack() as stack:
         configs = []
         for device in args.devices.split(","):
@@ -81,7 +82,7 @@ async def run_group(args: argparse.Namespace) -> dict[str, dict]:
                 start_slot=0,  # replaced by the agreed slot below, before anything runs
                 max_samples=args.max_samples, pool_size=args.pool_size,
                 cache_dir=Path(args.cache_dir), outbox=workdir / f"outbox-{device}.sqlite",
-                heartbeat_s=args.heartbeat_s,
+                **given,
             )  # fmt: skip
             configs.append(config)
         daemons = await _enter_all([EdgeDaemon(c) for c in configs], stack)
@@ -121,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", required=True, help="the shot pool's cache folder")
     p.add_argument("--workdir", required=True)
     p.add_argument("--group", type=int, default=0)
-    p.add_argument("--heartbeat-s", type=float, default=5.0)
+    # Not given: EdgeConfig's own heartbeat (or EPIC_EDGE_HEARTBEAT_S).
+    p.add_argument("--heartbeat-s", type=float, default=argparse.SUPPRESS)
     return p
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from epic.commands.options import Family
+from epic.commands.options import CENTRE, EDGE, Family, default_of
 
 
 class Link(enum.StrEnum):
@@ -70,9 +70,16 @@ def bench(
         float, typer.Option(min=0.1, max=200, help="Throughput runs' Hz.")
     ] = 100.0,
     scaling_samples: Annotated[int, typer.Option(min=2, help="Samples per throughput run.")] = 100,
-    pool_size: Annotated[int, typer.Option(min=1, max=1000, help="Shots simulated once.")] = 32,
+    pool_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Shots simulated once.")
+    ] = default_of(EDGE, "pool_size"),
     deadline_ms: Annotated[
-        float | None, typer.Option(min=1, help="The centre's T (default its own, 2000).")
+        float | None,
+        typer.Option(
+            min=1,
+            help="The centre's T, ms.",
+            show_default=f"the centre's own, {default_of(CENTRE, 'deadline_ms')}",
+        ),
     ] = None,
     lead_s: Annotated[
         float | None, typer.Option(min=1, help="Seconds from launch to the first shot.")
@@ -113,9 +120,9 @@ def bench(
     try:
         doc = run_bench(config, echo=typer.echo)
     except RuntimeError as exc:  # a part did not start or died: one line, its log named
-        from shared.data.errors import DataError
+        from epic.launcher import LaunchError
 
-        raise DataError("epic bench", str(exc).splitlines()[0]) from None
+        raise LaunchError(f"epic bench: {str(exc).splitlines()[0]}") from None
     text = report.markdown(doc)
     typer.echo("\n" + text)
     for problem in report.check_schema(doc):  # a model with no maps has no latencies

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from central.settings import CentralSettings
+from epic.commands.options import given_options, settings_defaults, settings_error
+from shared.pool import DEFAULT_SIZE
 
 
 class DecoderKind(enum.StrEnum):
@@ -33,7 +35,7 @@ class Clock(enum.StrEnum):
 
 # CentralSettings' defaults, shown in the help as they are; an option counts as given only
 # when it is on the command line, so that EPIC_CENTRAL_* fills the others.
-_D = {name: field.default for name, field in CentralSettings.model_fields.items()}
+_D = settings_defaults(CentralSettings)
 CLOCK_DEFAULT = Clock(_D["clock"])
 DECODER_DEFAULT = DecoderKind(_D["decoder"])
 
@@ -106,7 +108,7 @@ def central(
         str | None, _opt("Score maps against the simulator's truth: sim:FAMILY, as the edges.")
     ] = None,
     truth_pool_size: Annotated[
-        int | None, _opt("The sim edges' pool size.", "32, as the edges'")
+        int | None, _opt("The sim edges' pool size.", f"{DEFAULT_SIZE}, as the edges'")
     ] = None,
     truth_pool_seed: Annotated[int, _opt("The sim edges' pool seed.")] = _D["truth_pool_seed"],
     api_token: Annotated[
@@ -122,39 +124,14 @@ def central(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
 ) -> None:
     """Assemble the edges' latents, decode velocity maps on deadline, store and serve them."""
-    values = {k: v for k, v in locals().items() if k not in ("ctx", "verbose")}
-    given = {
-        k: v.value if isinstance(v, enum.Enum) else v
-        for k, v in values.items()
-        if _from_command_line(ctx, k)
-    }
+    given = given_options(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "verbose")})
     from pydantic import ValidationError
 
     try:
         settings = CentralSettings(**given)
     except ValidationError as exc:
-        raise typer.BadParameter(_one_line(exc)) from None
+        raise typer.BadParameter(settings_error(exc, "EPIC_CENTRAL_", ctx)) from None
     _run(settings, verbose)
-
-
-def _from_command_line(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
-
-def _one_line(exc: object) -> str:
-    from pydantic import ValidationError
-
-    assert isinstance(exc, ValidationError)
-    parts = []
-    for error in exc.errors():
-        name = "--" + "-".join(str(x) for x in error["loc"]).replace("_", "-")
-        if error["type"] == "missing":
-            env = "EPIC_CENTRAL_" + "_".join(str(x) for x in error["loc"]).upper()
-            parts.append(f"{name} is required (or {env})")
-        else:
-            parts.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 def _run(settings: CentralSettings, verbose: bool) -> None:

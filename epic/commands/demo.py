@@ -15,14 +15,16 @@ from typing import Annotated
 
 import typer
 
-from epic.commands.options import Family
+from epic.commands.options import CENTRE, EDGE, Family, default_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "epic-lite-5.pt"
 
 
 def demo(
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Web/API port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Web/API port.")] = default_of(
+        CENTRE, "port"
+    ),
     broker_port: Annotated[
         int, typer.Option(min=1, max=65535, help="Embedded broker's port.")
     ] = 1883,
@@ -32,7 +34,9 @@ def demo(
     ] = None,
     deployment: Annotated[str, typer.Option(help="Deployment name.")] = "demo",
     edges: Annotated[int, typer.Option(min=1, max=70, help="Edge devices.")] = 5,
-    rate: Annotated[float, typer.Option(min=0.01, max=50, help="Shots per second.")] = 1.0,
+    rate: Annotated[float, typer.Option(min=0.01, max=50, help="Shots per second.")] = default_of(
+        EDGE, "rate"
+    ),
     family: Annotated[
         Family, typer.Option("--family", "-f", case_sensitive=False, help="Velocity family.")
     ] = Family["flatfault-a"],
@@ -51,7 +55,9 @@ def demo(
             show_default="the shipped models/epic-lite-5.pt",
         ),
     ] = SHIPPED,
-    pool_size: Annotated[int, typer.Option(min=1, max=1000, help="Shots simulated once.")] = 32,
+    pool_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Shots simulated once.")
+    ] = default_of(EDGE, "pool_size"),
     workdir: Annotated[
         Path, typer.Option(file_okay=False, help="Bundle, database, outboxes and logs.")
     ] = Path("demo-run"),
@@ -59,7 +65,6 @@ def demo(
     """Broker, centre and edge daemons on this machine; prints the monitor's URL."""
     from epic.launcher import LaunchError, Supervisor, get_json, port_in_use
     from shared.bundle import write_bundle
-    from shared.data.errors import DataError
     from shared.pool import ShotPool
 
     ids = [f"dev-{i}" for i in range(edges)]
@@ -139,7 +144,7 @@ def demo(
         )
         _watch(supervisor, port, edges, duration, kill_device, after, stop)
     except LaunchError as exc:  # one line; the part's log holds the rest
-        raise DataError("epic demo", str(exc).splitlines()[0]) from None
+        raise LaunchError(f"epic demo: {str(exc).splitlines()[0]}") from None
     finally:
         final = _figures(get_json(f"http://127.0.0.1:{port}/api/maps?limit=500"))
         typer.echo("stopping edges, centre and broker ...")

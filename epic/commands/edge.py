@@ -1,13 +1,21 @@
-"""``epic edge``: run one field device's daemon (source, encoder, outbox, MQTT)."""
+"""``epic edge``: run one field device's daemon (source, encoder, outbox, MQTT).
+
+Every setting can also come from the environment as ``EPIC_EDGE_<OPTION>`` (the password
+best of all: ``EPIC_EDGE_PASSWORD``); an option given here wins. The defaults shown in the
+help are ``EdgeConfig``'s own, the one place they are set.
+"""
 
 from __future__ import annotations
 
 import enum
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from edge.config import ENV_PREFIX, EdgeConfig
+from epic.commands.options import given_options, settings_defaults, settings_error
 
 
 class Mode(enum.StrEnum):
@@ -33,33 +41,58 @@ class Compress(enum.StrEnum):
     zstd = "zstd"
 
 
+# EdgeConfig's defaults, shown in the help as they are; an option counts as given only when
+# it is on the command line, so that EPIC_EDGE_* fills the others.
+_D = settings_defaults(EdgeConfig)
+MODE_DEFAULT = Mode(_D["mode"])
+RUNTIME_DEFAULT = Runtime(_D["runtime"])
+COMPRESS_DEFAULT = Compress(_D["compress"])
+_NOT_SETTINGS = ("ctx", "log_level")  # the parameters that are the command's own
+
+
+def _required(what: str, name: str) -> str:
+    return f"{what}; required, here or as {ENV_PREFIX}{name.upper()}."
+
+
 def edge(
+    ctx: typer.Context,
     bundle: Annotated[
-        Path, typer.Option(file_okay=False, help="Deployment bundle folder (epic deploy).")
-    ],
-    device_id: Annotated[str, typer.Option("--device-id", help="This device's id (dev-0 ...).")],
-    broker: Annotated[str, typer.Option(help="mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS.")],
+        Path | None,
+        typer.Option(
+            file_okay=False, help=_required("Deployment bundle folder (epic deploy)", "bundle")
+        ),
+    ] = None,
+    device_id: Annotated[
+        str | None,
+        typer.Option("--device-id", help=_required("This device's id (dev-0 ...)", "device_id")),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help=_required("mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS", "broker")),
+    ] = None,
     source: Annotated[
-        str, typer.Option(help="sim:FAMILY, openfwi:DIR or segy:PATH (a .sgy file or folder).")
-    ],
+        str | None,
+        typer.Option(
+            help=_required("sim:FAMILY, openfwi:DIR or segy:PATH (a .sgy file or folder)", "source")
+        ),
+    ] = None,
     rate: Annotated[
-        float, typer.Option(min=0, help="Shots per second (0: replay as fast as possible).")
-    ] = 1.0,
+        float, typer.Option(help="Shots per second (0: replay as fast as possible).")
+    ] = _D["rate"],
     mode: Annotated[
         Mode, typer.Option(help="latent: encode; raw: send the raw block (baseline).")
-    ] = Mode.latent,
+    ] = MODE_DEFAULT,
     runtime: Annotated[
         Runtime, typer.Option(help="auto: onnxruntime when installed and bundled, else torch.")
-    ] = Runtime.auto,
+    ] = RUNTIME_DEFAULT,
     dtype: Annotated[
         WireDtype | None,
         typer.Option(help="Wire dtype (default int8 for latents, float32 for raw)."),
     ] = None,
-    compress: Annotated[Compress, typer.Option(help="Payload compression.")] = Compress.none,
+    compress: Annotated[Compress, typer.Option(help="Payload compression.")] = COMPRESS_DEFAULT,
     username: Annotated[str | None, typer.Option(help="MQTT user name.")] = None,
     password: Annotated[
-        str | None,
-        typer.Option(envvar="EPIC_MQTT_PASSWORD", help="MQTT password (or EPIC_MQTT_PASSWORD)."),
+        str | None, typer.Option(help="MQTT password; better EPIC_EDGE_PASSWORD.")
     ] = None,
     tls_ca: Annotated[
         Path | None,
@@ -73,27 +106,29 @@ def edge(
         ),
     ] = None,
     outbox_mb: Annotated[
-        float, typer.Option(min=0.001, help="Outbox bound; the oldest envelopes go first.")
-    ] = 64.0,
+        float, typer.Option(help="Outbox bound; the oldest envelopes go first.")
+    ] = _D["outbox_mb"],
     heartbeat_s: Annotated[
-        float,
-        typer.Option(min=0.05, help="A heartbeat after this many seconds without a publish."),
-    ] = 5.0,
+        float, typer.Option(help="A heartbeat after this many seconds without a publish.")
+    ] = _D["heartbeat_s"],
     stats_s: Annotated[
-        float,
-        typer.Option(min=0.05, help="Every figure in a heartbeat at least this often."),
-    ] = 60.0,
+        float, typer.Option(help="Every figure in a heartbeat at least this often.")
+    ] = _D["stats_s"],
     max_samples: Annotated[
-        int | None, typer.Option(min=0, help="Stop after K samples are produced and sent.")
+        int | None, typer.Option(help="Stop after K samples are produced and sent.")
     ] = None,
-    threads: Annotated[int, typer.Option(min=1, help="CPU threads for the encoder.")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for the encoder.")] = _D["threads"],
     start_slot: Annotated[
         int | None,
-        typer.Option(min=0, help="sim: start at this time slot and skip none (repeatable runs)."),
+        typer.Option(help="sim: start at this time slot and skip none (repeatable runs)."),
     ] = None,
-    pool_size: Annotated[int, typer.Option(min=1, help="sim: shots in the cached pool.")] = 32,
-    pool_seed: Annotated[int, typer.Option(min=0, help="sim: the pool's seed.")] = 0,
-    keepalive: Annotated[int, typer.Option(min=1, help="MQTT keepalive, seconds.")] = 30,
+    pool_size: Annotated[int, typer.Option(help="sim: shots in the cached pool.")] = _D[
+        "pool_size"
+    ],
+    pool_seed: Annotated[int, typer.Option(help="sim: the pool's seed.")] = _D["pool_seed"],
+    keepalive_s: Annotated[int, typer.Option("--keepalive", help="MQTT keepalive, seconds.")] = _D[
+        "keepalive_s"
+    ],
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run an edge device: read its receivers, encode, publish latents over MQTT (QoS 1).
@@ -101,8 +136,8 @@ def edge(
     Envelopes wait in a disk outbox while the broker is unreachable and go out in order
     after reconnecting. SIGINT/SIGTERM: say offline, keep the outbox, exit 0.
     """
-    from edge.config import EdgeConfig
-    from edge.connection import BrokerEndpoint
+    given = given_options(ctx, {k: v for k, v in locals().items() if k not in _NOT_SETTINGS})
+    config = _config(ctx, given)
     from edge.daemon import run_edge
 
     level = getattr(logging, log_level.upper(), None)
@@ -113,27 +148,18 @@ def edge(
     logging.getLogger("edge").setLevel(level)
     # aiomqtt/paho and amqtt chatter is not the edge's story; warnings still show.
     logging.getLogger("aiomqtt").setLevel(max(level, logging.WARNING))
-    endpoint = BrokerEndpoint.parse(broker, username, password, tls_ca)
-    config = EdgeConfig(
-        bundle=bundle,
-        device_id=device_id,
-        broker=endpoint,
-        source=source,
-        rate=rate,
-        mode=mode.value,
-        runtime=runtime.value,
-        dtype=dtype.value if dtype else None,
-        compress=compress.value,
-        outbox=outbox,
-        outbox_mb=outbox_mb,
-        heartbeat_s=heartbeat_s,
-        stats_s=stats_s,
-        max_samples=max_samples,
-        threads=threads,
-        start_slot=start_slot,
-        pool_size=pool_size,
-        pool_seed=pool_seed,
-        keepalive_s=keepalive,
-        progress=True,
-    )
     raise typer.Exit(run_edge(config))
+
+
+def _config(ctx: typer.Context, given: dict[str, Any]) -> EdgeConfig:
+    """The options given, over ``EPIC_EDGE_*``, over ``EdgeConfig``'s defaults; a refusal is
+    one line naming each option (or variable) and why."""
+    from pydantic import ValidationError
+
+    from shared.errors import UserError
+
+    try:
+        # A terminal shows the sim pool's progress; a library caller chooses for itself.
+        return EdgeConfig(**given, progress=True)
+    except ValidationError as exc:
+        raise UserError(settings_error(exc, ENV_PREFIX, ctx)) from None

@@ -1,16 +1,22 @@
-"""Option types shared by several sub-commands."""
+"""Option types shared by several sub-commands, and how a service's command hands its options
+to the service's settings model (``EdgeConfig``, ``CentralSettings``)."""
 
 from __future__ import annotations
 
 import enum
+import importlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shared.physics.families import FAMILIES
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 # Built from the registry so a new family shows up in every command's choices.
 Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
@@ -38,3 +44,66 @@ def set_threads(threads: int) -> int:
     n = threads or os.cpu_count() or 1
     torch.set_num_threads(n)
     return n
+
+
+# -- a service's settings from its command line ------------------------------------------
+# The settings model owns every default and every check; the command's options show the
+# model's defaults in --help, and pass on only what was typed, so that the model's
+# environment variables (EPIC_EDGE_*, EPIC_CENTRAL_*) fill the rest.
+
+
+def settings_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Each field's default (None for a required one): what the options show as theirs."""
+    return {
+        name: None if field.is_required() else field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+    }
+
+
+def default_of(settings: str, name: str) -> Any:
+    """The default of setting ``name`` in a service's settings model, ``"module:Class"``, for
+    a command that starts the service and shows its defaults as its own (``epic demo``,
+    ``epic bench``); None where the service's packages are missing (a training box, which
+    runs no service)."""
+    module, _, model = settings.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), model)
+    except ModuleNotFoundError:
+        return None
+    return cls.model_fields[name].get_default()
+
+
+CENTRE = "central.settings:CentralSettings"
+EDGE = "edge.config:EdgeConfig"
+
+
+def given_options(ctx: typer.Context, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Those of ``values`` (a command's parameters by name) typed on the command line, enums
+    as their values."""
+    given = {}
+    for name, value in values.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE":
+            given[name] = value.value if isinstance(value, enum.Enum) else value
+    return given
+
+
+def settings_error(exc: ValidationError, env_prefix: str, ctx: typer.Context | None) -> str:
+    """A settings model's refusal as one line: ``--option: why`` for each value refused, and
+    ``--option is required (or ENV_VAR)`` for one given nowhere. A setting with no option of
+    its command is named by its environment variable."""
+    options = {}
+    for param in ctx.command.params if ctx is not None else ():
+        long = [o for o in param.opts if o.startswith("--")]
+        if long:
+            options[param.name] = long[0]
+    parts = []
+    for error in exc.errors():
+        field = "_".join(str(x) for x in error["loc"])
+        env = env_prefix + field.upper()
+        name = options.get(field) or (env if ctx is not None else "--" + field.replace("_", "-"))
+        if error["type"] == "missing":
+            parts.append(f"{name} is required (or {env})")
+        else:
+            parts.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)

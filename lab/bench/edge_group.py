@@ -59,14 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
     p.add_argument("--devices", required=True, help="comma-separated device ids")
     p.add_argument("--source", required=True, help="sim:FAMILY")
-    p.add_argument("--rate", type=float, default=1.0)
-    p.add_argument("--mode", choices=("latent", "raw"), default="latent")
-    p.add_argument("--start-slot", type=int)
-    p.add_argument("--max-samples", type=int)
-    p.add_argument("--pool-size", type=int, default=32)
     p.add_argument("--outbox-dir", type=Path, required=True)
-    p.add_argument("--heartbeat-s", type=float, default=5.0)
+    # The edges' settings not given are EdgeConfig's own (or EPIC_EDGE_*), as for `epic edge`.
+    no = argparse.SUPPRESS
+    p.add_argument("--rate", type=float, default=no)
+    p.add_argument("--mode", choices=("latent", "raw"), default=no)
+    p.add_argument("--start-slot", type=int, default=no)
+    p.add_argument("--max-samples", type=int, default=no)
+    p.add_argument("--pool-size", type=int, default=no)
+    p.add_argument("--heartbeat-s", type=float, default=no)
     return p
+
+
+_SETTINGS = ("rate", "mode", "start_slot", "max_samples", "pool_size", "heartbeat_s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,10 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiomqtt").setLevel(logging.WARNING)
-    from edge.config import EdgeConfig
-    from edge.connection import BrokerEndpoint
-    from shared.data.errors import DataError
+    from pydantic import ValidationError
 
+    from edge.config import ENV_PREFIX, EdgeConfig
+    from edge.connection import BrokerEndpoint
+    from epic.commands.options import settings_error
+    from shared.errors import UserError
+
+    given = {k: v for k, v in vars(args).items() if k in _SETTINGS}
     try:
         endpoint = BrokerEndpoint.parse(args.broker)
         configs = [
@@ -87,19 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 device_id=device,
                 broker=endpoint,
                 source=args.source,
-                rate=args.rate,
-                mode=args.mode,
-                start_slot=args.start_slot,
-                max_samples=args.max_samples,
-                pool_size=args.pool_size,
                 outbox=args.outbox_dir / f"outbox-{device}.sqlite",
-                heartbeat_s=args.heartbeat_s,
+                **given,
             )
             for device in args.devices.split(",")
         ]
         asyncio.run(run_group(configs))
-    except DataError as exc:
+    except UserError as exc:  # a bad option or bundle: one line, as `epic edge` says it
         print(f"edge_group: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"edge_group: error: {settings_error(exc, ENV_PREFIX, None)}", file=sys.stderr)
         return 2
     return 0
 

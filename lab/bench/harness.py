@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.bench.runner import RunResult, RunSpec, run_pipeline
+from lab.bench.runner import CENTRE_DEADLINE_MS, RunResult, RunSpec, run_pipeline
 from lab.bench.scenarios import deploy, resolve_checkpoint, untrained_epic
 from lab.bench.stats import (
     ENERGY_FALLBACK_PROFILE,
@@ -27,7 +27,8 @@ from lab.bench.stats import (
     robustness_curve,
     throughput,
 )
-from shared.data.errors import DataError
+from shared.errors import OptionError
+from shared.pool import DEFAULT_SIZE
 
 __all__ = ["BenchConfig", "run_bench"]
 
@@ -46,30 +47,30 @@ class BenchConfig:
     family: str = "flatfault-a"
     checkpoints: dict[str, Path] = field(default_factory=dict)
     workdir: Path = Path("runs/bench")
-    pool_size: int = 32
+    pool_size: int = DEFAULT_SIZE  # the edges' own
     robustness: bool = True
     scaling: list[int] = field(default_factory=list)
     scaling_rate: float = 100.0  # above what the machine sustains: the edges never wait
     scaling_samples: int = 100
     scaling_processes: int = 5  # edge processes at most in a throughput run
-    deadline_ms: float | None = None  # the centre's default (2000 ms) when None
+    deadline_ms: float | None = None  # None: the centre's own (CENTRE_DEADLINE_MS)
     lead_s: float | None = None  # seconds from launch to the first slot; None: estimated
     progress: bool = True
     command: str = ""
 
     def check(self) -> None:
         if self.link not in LINKS:
-            raise DataError(self.link, f"link must be one of {', '.join(LINKS)}")
+            raise OptionError(self.link, f"link must be one of {', '.join(LINKS)}")
         if not self.models or len(set(self.models)) != len(self.models):
-            raise DataError(",".join(self.models), "--models: name each model once")
+            raise OptionError(",".join(self.models), "--models: name each model once")
         for name, value, low in (("--edges", self.edges, 1), ("--samples", self.samples, 1),
                                  ("--pool-size", self.pool_size, 1)):  # fmt: skip
             if value < low:
-                raise DataError(name, f"{value} must be >= {low}")
+                raise OptionError(name, f"{value} must be >= {low}")
         if not 0 < self.rate <= 100:
-            raise DataError("--rate", f"{self.rate} Hz must be in (0, 100]")
+            raise OptionError("--rate", f"{self.rate} Hz must be in (0, 100]")
         if any(n < 1 or n > 70 for n in self.scaling):
-            raise DataError("--scaling", "edge counts must be 1-70 (one receiver each at 70)")
+            raise OptionError("--scaling", "edge counts must be 1-70 (one receiver each at 70)")
 
 
 def _lead_s(cfg: BenchConfig, processes: int) -> float:
@@ -83,7 +84,7 @@ def _drain_s(cfg: BenchConfig, mode: str, edges: int) -> float:
     slower than the rate), then the centre's deadline and decode."""
     from lab.bench.link_profile import LinkProfile
 
-    deadline_s = (cfg.deadline_ms or 2000.0) / 1e3
+    deadline_s = (cfg.deadline_ms or CENTRE_DEADLINE_MS) / 1e3
     rate_bps = LinkProfile.named(cfg.link).effective_rate_bps
     if mode != "raw" or rate_bps is None:
         return 30.0 + 2 * deadline_s

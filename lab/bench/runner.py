@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from central.settings import CentralSettings
 from epic.launcher import Child, LaunchError, Supervisor, free_port, get_json
 from lab.bench.observer import EnvelopeRecord, MapRecord, Observer, map_record
 from lab.bench.scenarios import Deployed
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 _POLL_S = 0.2
 _STOP_GRACE_S = 10.0
+# The centre's T where a run leaves it to the centre (deadline_ms None): its settings' own.
+CENTRE_DEADLINE_MS: float = CentralSettings.model_fields["deadline_ms"].default
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ def _watch(
     first_due_s = slot_ns(start_slot, spec.rate) / 1e9
     last_due_s = slot_ns(start_slot + spec.samples - 1, spec.rate) / 1e9
     limit = last_due_s + spec.drain_s
-    grace_s = (spec.deadline_ms or 2000.0) / 1e3 + 3.0
+    grace_s = (spec.deadline_ms or CENTRE_DEADLINE_MS) / 1e3 + 3.0
     kills = _kill_plan(spec, start_slot)
     edges_done_at: float | None = None
     bar = _bar(spec, spec.samples, f"{spec.label}: maps", "map")

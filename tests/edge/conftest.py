@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ def edge_config(
     bundle: Path, url: str, outbox: Path, epic_cache: Path, **overrides: Any
 ) -> EdgeConfig:
     """A quick, deterministic edge: slots 0, 1, ... of the test pool as fast as it can."""
-    base = EdgeConfig(
+    base: dict[str, Any] = dict(
         bundle=bundle,
         device_id="dev-1",
         broker=BrokerEndpoint.parse(url),
@@ -82,7 +81,7 @@ def edge_config(
         backoff_min_s=0.2,
         backoff_max_s=1.0,
     )
-    return replace(base, **overrides)
+    return EdgeConfig(**{**base, **overrides})  # validated again, overrides and all
 
 
 @contextlib.asynccontextmanager

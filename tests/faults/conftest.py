@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +56,14 @@ def edge_config(
     **overrides: Any,
 ) -> EdgeConfig:  # fmt: skip
     """Device ``device`` firing ``count`` shots from ``slot`` at ``RATE``, torch encoder."""
-    base = EdgeConfig(
+    base: dict[str, Any] = dict(
         bundle=bundle, device_id=device, broker=BrokerEndpoint.parse(url),
         source=f"sim:{FAMILY}", rate=RATE, runtime="torch", start_slot=slot,
         max_samples=count, pool_size=POOL_SIZE, cache_dir=pool_cache,
         outbox=tmp / f"outbox-{device}.sqlite", heartbeat_s=1.0,
         backoff_min_s=0.2, backoff_max_s=1.0,
     )  # fmt: skip
-    return replace(base, **overrides)
+    return EdgeConfig(**{**base, **overrides})  # validated again, overrides and all
 
 
 @contextlib.asynccontextmanager
