@@ -22,7 +22,7 @@
 4. Sessions live in memory only: after a restart the broker had forgotten the centre's
    persistent session, and latents published before the centre reconnected were lost.
    With ``state_file``, :class:`EpicBroker` saves persistent sessions and their
-   subscriptions (``broker.session_state``) and restores them, offline, at start.
+   subscriptions (``epic.broker.session_state``) and restores them, offline, at start.
 5. Messages queued for an offline persistent session wait in an unbounded queue; here at
    most ``max_queued`` (as Mosquitto's ``max_queued_messages``), the oldest dropped first,
    counted and logged.
@@ -43,7 +43,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.session import OUTGOING, ApplicationMessage, Session
 
-from broker.session_state import SavedSession, read_sessions, write_sessions
+from epic.broker.session_state import SavedSession, read_sessions, write_sessions
 
 __all__ = ["MAX_QUEUED", "EpicBroker"]
 

@@ -11,9 +11,9 @@ Why our own rather than amqtt's packaged ones (amqtt 0.12):
   file works for both brokers.
 - ``TopicAccessControlListPlugin`` takes per-user lists in amqtt's YAML config, treats an empty
   publish list as "publish anything", and knows no ``deny``; :class:`AclFilePlugin` applies a
-  Mosquitto ACL file (``broker.acl``) with Mosquitto's meaning.
+  Mosquitto ACL file (``epic.broker.acl``) with Mosquitto's meaning.
 
-The files are parsed before the broker is built (``broker.embedded``), so a bad file fails with
+The files are parsed before the broker is built (``epic.broker.embedded``), so a bad file fails with
 its name and line instead of amqtt's generic ``PluginInitError``.
 """
 
@@ -26,8 +26,8 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from broker.acl import Acl, AclEntry
-from broker.passwords import is_mosquitto_hash, verify_password
+from epic.broker.acl import Acl, AclEntry
+from epic.broker.passwords import is_mosquitto_hash, verify_password
 
 __all__ = [
     "AclFilePlugin",
@@ -62,7 +62,7 @@ class PasswordFileAuthPlugin(BaseAuthPlugin):
     @dataclass
     class Config:
         users: dict[str, str] = field(default_factory=dict)
-        """Username to hash, as read from the file by ``broker.embedded.read_users``."""
+        """Username to hash, as read from the file by ``epic.broker.embedded.read_users``."""
 
     async def authenticate(self, *, session: Session) -> bool | None:
         users: dict[str, str] = self.context.config.users  # type: ignore[union-attr]

@@ -3,7 +3,7 @@
 EPIC's field rules (DESIGN.md, "Topics"): a device may only write its own topics and read
 nothing; the centre reads the whole deployment and writes only maps. :func:`render_acl` writes
 them for Mosquitto; :func:`parse_acl` reads such a file for the embedded broker, which applies
-it with Mosquitto's meaning (``broker._plugins.AclFilePlugin``).
+it with Mosquitto's meaning (``epic.broker._plugins.AclFilePlugin``).
 
 Supported lines: comments, ``user NAME``, and ``topic [read|write|readwrite|deny] TOPIC``;
 ``topic`` lines before any ``user`` line apply to clients without a username. ``pattern`` lines
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.errors import BrokerFileError
-from broker.ids import check_id
-from shared.wire import TopicError, Wildcard, centre_access, device_access
+from epic.broker.ids import check_id
+from epic.shared.errors import BrokerFileError
+from epic.shared.wire import TopicError, Wildcard, centre_access, device_access
 
 __all__ = ["Acl", "AclEntry", "parse_acl", "render_acl", "topic_covered"]
 

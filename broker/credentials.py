@@ -3,8 +3,8 @@
 ``write_credentials(out, deployment, device_ids)`` writes, each readable by its owner only
 (mode 0600, in a 0700 folder):
 
-- ``passwd``: Mosquitto 2's password file (``$7$`` hashes, ``broker.passwords``);
-- ``acl``: the topic rules (``broker.acl.render_acl``);
+- ``passwd``: Mosquitto 2's password file (``$7$`` hashes, ``epic.broker.passwords``);
+- ``acl``: the topic rules (``epic.broker.acl.render_acl``);
 - ``credentials.json``: ``{"<user>": "<password>"}``, the clear passwords to hand to each
   device and to the centre. Keep it off the broker host once they are handed out.
 
@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.acl import CENTRAL_USER, render_acl
-from broker.errors import BrokerFileError
-from broker.ids import check_id
-from broker.passwords import DEFAULT_ITERATIONS, hash_password
+from epic.broker.acl import CENTRAL_USER, render_acl
+from epic.broker.ids import check_id
+from epic.broker.passwords import DEFAULT_ITERATIONS, hash_password
+from epic.shared.errors import BrokerFileError
 
 __all__ = [
     "CredentialFiles",

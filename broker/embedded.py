@@ -17,12 +17,12 @@ clients (MQTT 3.1.1) with amqtt 0.12:
   with the same client id. Those queued messages arrive with the *retain flag set* (amqtt
   sends them as retained), so a consumer must not take the flag to mean "stale state".
   amqtt keeps no persistent session for a client it marks anonymous; EPIC's open mode (no
-  ``users``) does not mark clients so (``broker._plugins``).
+  ``users``) does not mark clients so (``epic.broker._plugins``).
 - Users: ``user:hash`` lines, the hash Mosquitto 2's ``$7$`` (what ``epic broker
   credentials`` writes) or amqtt's Argon2; clients without a valid username and password are
   refused, before amqtt acts on their CONNECT, and a client's id is its user name (as the
-  field Mosquitto's ``use_username_as_clientid``): ``broker._connect_gate``.
-- ACL: Mosquitto's ``acl_file`` format (``broker.acl``) with its meaning: deny wins, ``read``
+  field Mosquitto's ``use_username_as_clientid``): ``epic.broker._connect_gate``.
+- ACL: Mosquitto's ``acl_file`` format (``epic.broker.acl``) with its meaning: deny wins, ``read``
   covers subscribing and delivery, ``write`` covers publishing; no ``pattern`` lines. A
   denied SUBSCRIBE is refused in the SUBACK (0x80); Mosquitto 2.0 grants it for MQTT 3.1.1
   and delivers nothing.
@@ -33,7 +33,7 @@ What it lacks, and where that matters:
   persistence plugin needs SQLAlchemy, which EPIC does not install). With ``state=`` (``epic
   broker --state FILE``) persistent sessions and their subscriptions are kept in FILE, so a
   centre's session outlives a restart and latents published before it reconnects wait for
-  it (``broker.session_state``); without it, those latents are lost. The field broker is
+  it (``epic.broker.session_state``); without it, those latents are lost. The field broker is
   Mosquitto with ``persistence true`` (``broker/mosquitto/``).
 - A queue for an offline persistent session holds at most 10,000 messages (the oldest are
   dropped, counted and logged), like the field config's ``max_queued_messages``.
@@ -42,7 +42,7 @@ What it lacks, and where that matters:
 - A denied publish is dropped silently (MQTT 3.1.1 has no negative PUBACK), as Mosquitto does.
 - When a persistent session resumes, amqtt re-sends the retained messages matching its
   filters (QoS 0, retain flag set); Mosquitto sends retained messages only on SUBSCRIBE.
-  Two amqtt bugs are worked around in ``broker._amqtt`` (retained messages sent to clients
+  Two amqtt bugs are worked around in ``epic.broker._amqtt`` (retained messages sent to clients
   that never subscribed; a race that dropped connections).
 """
 
@@ -60,17 +60,17 @@ from typing import Any, Self
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 
-from broker._amqtt import EpicBroker
-from broker._connect_gate import admit
-from broker._plugins import (
+from epic.broker._amqtt import EpicBroker
+from epic.broker._connect_gate import admit
+from epic.broker._plugins import (
     AclFilePlugin,
     OpenAuthPlugin,
     PasswordFileAuthPlugin,
     check_password,
     hash_supported,
 )
-from broker.acl import parse_acl
-from broker.errors import BrokerFileError
+from epic.broker.acl import parse_acl
+from epic.shared.errors import BrokerFileError
 
 __all__ = ["EmbeddedBroker", "read_users", "run_embedded"]
 
@@ -116,8 +116,8 @@ class EmbeddedBroker:
 
     ``users``: a password file; without it, anyone may connect. ``acl``: a Mosquitto ACL file;
     without it, every client may use every topic. ``state``: a file that keeps persistent
-    sessions across restarts (``broker.session_state``). The files are read when the block
-    starts, and a bad one raises :class:`~broker.errors.BrokerFileError`.
+    sessions across restarts (``epic.broker.session_state``). The files are read when the block
+    starts, and a bad one raises :class:`~epic.shared.errors.BrokerFileError`.
     """
 
     def __init__(

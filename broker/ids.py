@@ -1,9 +1,10 @@
 """Ids that go into topics and user names (DESIGN.md, "Topics"): the one pattern and check are
-``shared.wire.ids``'s, re-exported here for the broker's callers (a bad id is a ``ValueError``)."""
+``epic.shared.wire.ids``'s, re-exported here for the broker's callers (a bad id is a
+``ValueError``)."""
 
 from __future__ import annotations
 
-from shared.wire.ids import ID_PATTERN, check_id
+from epic.shared.wire.ids import ID_PATTERN, check_id
 
 __all__ = ["ID_PATTERN", "check_id", "default_device_ids"]
 

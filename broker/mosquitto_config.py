@@ -9,7 +9,7 @@ or tools). ``broker/mosquitto/mosquitto.conf`` is this function's output for the
 
 Example::
 
-    from broker.mosquitto_config import render_mosquitto_conf
+    from epic.broker.mosquitto_config import render_mosquitto_conf
     text = render_mosquitto_conf(
         password_file="/etc/mosquitto/epic/passwd", acl_file="/etc/mosquitto/epic/acl",
         persistence_location="/var/lib/mosquitto/", cafile="/etc/mosquitto/certs/ca.crt",

@@ -5,7 +5,7 @@ HMAC-SHA512, a 12-byte random salt and a 64-byte digest, both base64 (standard a
 padding). That is what ``mosquitto_passwd`` writes (see mosquitto's ``apps/mosquitto_passwd`` and
 ``src/password_mosq.c``); the tests prove that the real broker accepts ours.
 
-EPIC's embedded broker reads the same hashes (``broker._plugins``), so one password file serves
+EPIC's embedded broker reads the same hashes (``epic.broker._plugins``), so one password file serves
 both brokers.
 """
 

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.errors import BrokerFileError
+from epic.shared.errors import BrokerFileError
 
 __all__ = ["SavedSession", "read_sessions", "write_sessions"]
 

@@ -1,5 +1,5 @@
 """Manual PUBACKs for the centre's MQTT connection: a latent is acknowledged to the broker
-only once it is durable (``central.pending``), so the broker keeps, and sends again, what
+only once it is durable (``epic.central.pending``), so the broker keeps, and sends again, what
 a killed centre had not yet written.
 
 - ``manual_acks(client)`` turns paho's automatic PUBACK off on an ``aiomqtt.Client`` and

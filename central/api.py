@@ -1,7 +1,7 @@
 """The centre's HTTP face: REST for maps and devices, Prometheus metrics, the monitor page's
-files, and the live WebSocket feed (``central.live_feed``). Everything it knows it asks a
+files, and the live WebSocket feed (``epic.central.live_feed``). Everything it knows it asks a
 ``CentralView``. It reads freely; the one change, deleting a sample's maps, needs the
-configured bearer token (``central.auth``).
+configured bearer token (``epic.central.auth``).
 
 No CORS middleware on purpose: the page is served from here, and nothing else in the field
 should read the centre from a browser. The WebSocket, which CORS does not cover, checks the
@@ -24,11 +24,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection, Request
 
-from central import live_feed
-from central.auth import AUTH_RESPONSES, require_token
-from central.offline_docs import install_offline_docs
-from central.render import MapPictures
-from central.schemas import (
+from epic.central import live_feed
+from epic.central.auth import AUTH_RESPONSES, require_token
+from epic.central.offline_docs import install_offline_docs
+from epic.central.render import MapPictures
+from epic.central.schemas import (
     DeviceList,
     Health,
     MapDeleted,
@@ -36,10 +36,10 @@ from central.schemas import (
     MapList,
     map_summary,
 )
-from central.starting import STARTING_RESPONSES, answer_starting
-from central.store import StoreUnavailable
-from central.view import CentralView, ServiceStarting
-from shared.wire import ID_REGEX, ID_SPEC
+from epic.central.starting import STARTING_RESPONSES, answer_starting
+from epic.central.store import StoreUnavailable
+from epic.central.view import CentralView, ServiceStarting
+from epic.shared.wire import ID_REGEX, ID_SPEC
 
 __all__ = ["create_app"]
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, Protocol
 
-from central.validate import Arrival
+from epic.central.validate import Arrival
 
 __all__ = ["Assembler", "Clock", "Outcome", "ReadySample", "SystemClock"]
 
@@ -188,7 +188,7 @@ class Assembler:
 
     # -- arrivals -------------------------------------------------------------------------
     def add(self, arrival: Arrival, *, restored: bool = False) -> Outcome:
-        """``restored``: a latent the centre kept across a restart (``central.pending``).
+        """``restored``: a latent the centre kept across a restart (``epic.central.pending``).
         A sample it opens gets a whole ``T - t_dec`` from now, in either clock mode: the
         rest of its latents, sent while the centre was down, wait in the broker's queue and
         come only once it reads again, so counting from the first arrival (or the shot)

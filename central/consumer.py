@@ -11,7 +11,7 @@ message and hands it over, and publishes the map summaries.
 - With ``pending`` (the store is a file: always, unless ``--db :memory:``), a QoS 1 message
   is acknowledged only once handled: a latent once its row in ``pending`` is committed, a
   rejected message or a status/heartbeat once counted or applied, each PUBACK in arrival
-  order (``central.acks``). A latent goes to the assembler at once, not after its write:
+  order (``epic.central.acks``). A latent goes to the assembler at once, not after its write:
   the write gates only the PUBACK, so it adds nothing to a map's latency, and a centre
   killed before the write loses nothing (the broker sends the latent again).
   Without ``pending``, paho acknowledges on receipt, as before.
@@ -29,12 +29,12 @@ from typing import Any
 
 import aiomqtt
 
-from central.acks import AckLedger, manual_acks
-from central.pending import PendingLatents, PendingRow
-from central.ratelimit import RateLimitedLog
-from central.settings import BrokerAddress
-from central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, Rejected, Validator
-from shared.wire import FROM_EDGES, Backoff, TopicError, parse_topic, topic_filter
+from epic.central.acks import AckLedger, manual_acks
+from epic.central.pending import PendingLatents, PendingRow
+from epic.central.ratelimit import RateLimitedLog
+from epic.central.settings import BrokerAddress
+from epic.central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, Rejected, Validator
+from epic.shared.wire import FROM_EDGES, Backoff, TopicError, parse_topic, topic_filter
 
 __all__ = ["Consumer"]
 

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from central.assembler import ReadySample
-from central.ratelimit import RateLimitedLog
-from shared.models.base import FWIModel
+from epic.central.assembler import ReadySample
+from epic.central.ratelimit import RateLimitedLog
+from epic.shared.models.base import FWIModel
 
 __all__ = ["DecodedMap", "Decoder", "DecoderRuntime", "Latency", "Truth"]
 
@@ -62,7 +62,7 @@ class DecoderRuntime:
     """The model's central half, run synchronously (call it from one thread only).
 
     ``session``: an onnxruntime session of the bundle's ``central.onnx``
-    (``shared.bundle.load_central_onnx``), which then runs fusion and decoder: 3.7 ms
+    (``epic.shared.bundle.load_central_onnx``), which then runs fusion and decoder: 3.7 ms
     against PyTorch's 8.0 for one EPIC-lite sample on 2 cores. PyTorch still runs the
     encoders of raw uploads."""
 
@@ -130,7 +130,7 @@ class DecoderRuntime:
             truth = self.truth(sample.sample_id)
             if truth is None:
                 return None
-            from shared.metrics import ssim
+            from epic.shared.map_quality import ssim
 
             true = torch.as_tensor(np.asarray(truth, np.float32).reshape(1, 1, *velocity.shape))
             return float(ssim(torch.from_numpy(velocity)[None, None], true)[0])

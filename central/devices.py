@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from central.schemas import DeviceHealth
-from central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, online_of
+from epic.central.schemas import DeviceHealth
+from epic.central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, online_of
 
 __all__ = ["DeviceRegistry", "is_alive"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from shared.errors import OptionError
+from epic.shared.errors import OptionError
 
 __all__ = ["ListenError", "listen", "url_of"]
 

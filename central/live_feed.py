@@ -16,8 +16,8 @@ import anyio
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from central.schemas import DeviceEvent, MapEvent, map_summary
-from central.view import CentralView, ServiceStarting
+from epic.central.schemas import DeviceEvent, MapEvent, map_summary
+from epic.central.view import CentralView, ServiceStarting
 
 __all__ = ["router"]
 

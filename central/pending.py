@@ -32,10 +32,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from central.assembler import Assembler, Outcome
-from central.ratelimit import RateLimitedLog
-from central.store import MapStore
-from central.validate import Arrival, Rejected, Validator
+from epic.central.assembler import Assembler, Outcome
+from epic.central.ratelimit import RateLimitedLog
+from epic.central.store import MapStore
+from epic.central.validate import Arrival, Rejected, Validator
 
 __all__ = ["PendingLatents", "PendingRow", "reload"]
 

@@ -9,7 +9,7 @@ the earliest one, or the next arrival). ``decode`` takes what is ready when the 
 free, so samples that became ready together are decoded as one batch, and a slow decode only
 lets the assembler's buffer fill (and evict, counted); the consumer keeps reading.
 
-With ``pending`` (``central.pending``) the pipeline says when a latent's kept row may go:
+With ``pending`` (``epic.central.pending``) the pipeline says when a latent's kept row may go:
 once a map that used it is stored, or once it is decided it never will be (late, or its
 sample dropped). Until then a restart brings it back.
 """
@@ -21,20 +21,20 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from central.assembler import Assembler, Outcome
-from central.devices import DeviceRegistry
-from central.events import EventHub
-from central.metrics import Metrics
-from central.pending import PendingLatents
-from central.ratelimit import RateLimitedLog
-from central.schemas import MapEvent
-from central.store import MapStore
-from central.summary import summary_of
-from central.validate import Arrival, Rejected
-from shared.wire import map_topic
+from epic.central.assembler import Assembler, Outcome
+from epic.central.devices import DeviceRegistry
+from epic.central.events import EventHub
+from epic.central.pending import PendingLatents
+from epic.central.prometheus import Metrics
+from epic.central.ratelimit import RateLimitedLog
+from epic.central.schemas import MapEvent
+from epic.central.store import MapStore
+from epic.central.summary import summary_of
+from epic.central.validate import Arrival, Rejected
+from epic.shared.wire import map_topic
 
 if TYPE_CHECKING:  # torch: the service imports it off the event loop (central.service)
-    from central.decoder import DecodedMap, Decoder
+    from epic.central.decoder import DecodedMap, Decoder
 
 __all__ = ["Pipeline"]
 

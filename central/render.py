@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from central.schemas import MapDetail
-from shared.geometry import CONTRACT, Geometry
+from epic.central.schemas import MapDetail
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["MapPictures", "PngCache", "render_compare_png", "render_map_png"]
 

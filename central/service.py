@@ -9,8 +9,8 @@ last run stopped or was killed) and connects to the broker; leaving the block (o
 and acknowledged, let the decode in flight finish and its maps be stored, save device
 health, close the store, stop the HTTP server. Samples still open at the stop keep their
 latents in ``pending`` for the next start. The service is the API's ``CentralView``. What
-happens to each arrival is ``central.pipeline``; why a latent is acknowledged only once
-written, ``central.pending`` and ``central.consumer``.
+happens to each arrival is ``epic.central.pipeline``; why a latent is acknowledged only once
+written, ``epic.central.pending`` and ``epic.central.consumer``.
 """
 
 from __future__ import annotations
@@ -28,26 +28,25 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from central.assembler import Assembler, Clock
-from central.consumer import Consumer
-from central.devices import DeviceRegistry, is_alive
-from central.events import EventHub
-from central.metrics import Metrics
-from central.pending import PendingLatents, reload
-from central.pipeline import RESULTS_BOUND, Pipeline
-from central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapSummary
-from central.settings import CentralSettings
-from central.store import MapStore
-from central.truth import Truth, open_truth
-from central.validate import Validator
-from central.view import ServiceStarting
-from central.webserver import HttpServer
-from shared.data.errors import DataError
-from shared.errors import OptionError
-from shared.manifest import Manifest, load_manifest
+from epic.central.assembler import Assembler, Clock
+from epic.central.consumer import Consumer
+from epic.central.devices import DeviceRegistry, is_alive
+from epic.central.events import EventHub
+from epic.central.pending import PendingLatents, reload
+from epic.central.pipeline import RESULTS_BOUND, Pipeline
+from epic.central.prometheus import Metrics
+from epic.central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapSummary
+from epic.central.settings import CentralSettings
+from epic.central.store import MapStore
+from epic.central.truth import Truth, open_truth
+from epic.central.validate import Validator
+from epic.central.view import ServiceStarting
+from epic.central.webserver import HttpServer
+from epic.shared.errors import DataError, OptionError
+from epic.shared.manifest import Manifest, load_manifest
 
 if TYPE_CHECKING:
-    from central.decoder import Decoder
+    from epic.central.decoder import Decoder
 
 __all__ = ["CentralService"]
 
@@ -66,7 +65,7 @@ class CentralService:
         clock: Clock | None = None,
         listener: socket.socket | None = None,
     ) -> None:
-        """``listener``: the API's socket, already listening (``central.listener.listen``);
+        """``listener``: the API's socket, already listening (``epic.central.listener.listen``);
         None to bind ``settings.host:port`` at start."""
         self.settings = settings
         self._truth = truth
@@ -156,7 +155,7 @@ class CentralService:
             self.http.task.add_done_callback(self._task_done)
 
     async def _load_model(self) -> tuple[ModuleType, ModuleType, Any]:
-        """``shared.bundle``, ``central.decoder`` and the centre's model (and the truth to
+        """``epic.shared.bundle``, ``epic.central.decoder`` and the centre's model (and the truth to
         score maps against, if asked)."""
         s = self.settings
         # torch and the model code are imported here, in a worker thread (seconds), so that
@@ -447,8 +446,10 @@ class CentralService:
 
 
 def _import_model_code() -> tuple[ModuleType, ModuleType]:
-    """``shared.bundle`` and ``central.decoder``: the modules that import torch."""
-    return importlib.import_module("shared.bundle"), importlib.import_module("central.decoder")
+    """``epic.shared.bundle`` and ``epic.central.decoder``: the modules that import torch."""
+    return importlib.import_module("epic.shared.bundle"), importlib.import_module(
+        "epic.central.decoder"
+    )
 
 
 async def _cancel(task: asyncio.Task[None] | None, wait_s: float = 10.0) -> None:

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.wire import parse_broker_url
+from epic.shared.wire import parse_broker_url
 
 __all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
 
@@ -41,7 +41,8 @@ class BrokerAddress:
 
 
 def broker_address(url: str) -> BrokerAddress:
-    """Parse a broker URL as the edge does (``shared.wire.endpoint``); ``ValueError`` says why."""
+    """Parse a broker URL as the edge does (``epic.shared.wire.endpoint``); ``ValueError``
+    says why."""
     u = parse_broker_url(url)
     return BrokerAddress(u.host, u.port, u.tls, u.username, u.password)
 

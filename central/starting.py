@@ -1,5 +1,5 @@
 """What the API answers while the centre starts: its port is served from the first second
-(``central.listener``), but the model takes a few more to load and profile. Until then every
+(``epic.central.listener``), but the model takes a few more to load and profile. Until then every
 route that needs the service answers 503 with the stage, and ``Retry-After``."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
-from central.view import ServiceStarting
+from epic.central.view import ServiceStarting
 
 __all__ = ["RETRY_AFTER_S", "STARTING_RESPONSES", "answer_starting"]
 

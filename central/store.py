@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from central.ratelimit import RateLimitedLog
-from central.schemas import MapDetail, MapSummary, MapTimings
-from shared.data.errors import DataError
+from epic.central.ratelimit import RateLimitedLog
+from epic.central.schemas import MapDetail, MapSummary, MapTimings
+from epic.shared.errors import DataError
 
 __all__ = ["MapStore", "StoreUnavailable"]
 
@@ -108,7 +108,7 @@ class MapStore:
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
         """Run ``fn(connection)`` on the store's thread: another table of the same file
-        (``central.pending``) shares the one connection and its order of work. ``None``
+        (``epic.central.pending``) shares the one connection and its order of work. ``None``
         when the store is closed."""
         return await self._run(lambda: None if self._db is None else fn(self._db))
 

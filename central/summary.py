@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from central.schemas import MapSummary, MapTimings
+from epic.central.schemas import MapSummary, MapTimings
 
 if TYPE_CHECKING:  # torch: kept off the centre's start-up path (central.service)
-    from central.decoder import DecodedMap
+    from epic.central.decoder import DecodedMap
 
 __all__ = ["summary_of"]
 

@@ -1,5 +1,5 @@
 """Ground truth for scoring maps, where the source knows it: ``sim:FAMILY`` opens the same
-cached shot pool the simulated edges replay (``shared.pool``), so a demo sample id names
+cached shot pool the simulated edges replay (``epic.shared.pool``), so a demo sample id names
 its true velocity map. Anything else has no truth, and maps carry no SSIM."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shared.errors import OptionError
+from epic.shared.errors import OptionError
 
 __all__ = ["Truth", "open_truth"]
 
@@ -18,7 +18,7 @@ Truth = Callable[[str], "np.ndarray | None"]
 def open_truth(spec: str, pool_size: int | None = None, pool_seed: int = 0) -> Truth:
     """``sim:FAMILY`` -> ``sample_id -> velocity [70, 70] or None`` (blocking: it may
     simulate the pool on first use)."""
-    from shared.pool import DEFAULT_SIZE, ShotPool
+    from epic.shared.pool import DEFAULT_SIZE, ShotPool
 
     kind, sep, family = spec.partition(":")
     if kind != "sim" or not sep or not family:

@@ -19,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from shared.manifest import Manifest
-from shared.wire import (
+from epic.shared.manifest import Manifest
+from epic.shared.wire import (
     HEARTBEAT,
     ID_PATTERN,
     LATENT,

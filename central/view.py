@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from central.schemas import DeviceHealth, Health, MapDetail, MapSummary
+from epic.central.schemas import DeviceHealth, Health, MapDetail, MapSummary
 
 
 class ServiceStarting(Exception):

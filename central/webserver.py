@@ -1,6 +1,6 @@
-"""Serving the API (``central.api.create_app``) with uvicorn on the service's own loop.
+"""Serving the API (``epic.central.api.create_app``) with uvicorn on the service's own loop.
 
-The socket is bound before uvicorn starts (``central.listener``, by ``epic central`` before it
+The socket is bound before uvicorn starts (``epic.central.listener``, by ``epic central`` before it
 even imports the model code), so a port in use is one clear error at once (uvicorn would
 ``sys.exit`` from inside a task) and port 0 tells its real port.
 Signals belong to the service, not to uvicorn: see ``_Server.capture_signals``.
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from central.listener import ListenError, listen
-from central.view import CentralView
+from epic.central.listener import ListenError, listen
+from epic.central.view import CentralView
 
 __all__ = ["HttpServer"]
 
@@ -41,7 +41,7 @@ class HttpServer:
         sock: socket.socket | None = None,
         **app_options: object,
     ) -> None:
-        """``sock``: a socket already listening (``central.listener.listen``), or None to
+        """``sock``: a socket already listening (``epic.central.listener.listen``), or None to
         bind ``host:port`` here."""
         self.view, self.host, self.requested_port = view, host, port
         self.app_options = app_options  # create_app's: api_token, max_live_clients
@@ -58,7 +58,7 @@ class HttpServer:
         return f"http://{host}:{self.port}/"
 
     async def start(self) -> None:
-        from central.api import create_app  # FastAPI: only when serving
+        from epic.central.api import create_app  # FastAPI: only when serving
 
         sock = self._sock or listen(self.host, self.requested_port)
         self.port = sock.getsockname()[1]

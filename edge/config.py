@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, InstanceOf, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from edge.connection import BrokerEndpoint
-from shared.errors import OptionError
-from shared.pool import DEFAULT_SIZE
-from shared.wire import Compression, LatentDtype
+from epic.edge.connection import BrokerEndpoint
+from epic.shared.errors import OptionError
+from epic.shared.pool import DEFAULT_SIZE
+from epic.shared.wire import Compression, LatentDtype
 
 __all__ = ["ENV_PREFIX", "MODES", "EdgeConfig"]
 

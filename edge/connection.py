@@ -1,7 +1,7 @@
 """Where the broker is and how to reach it: the URL, credentials and TLS.
 
 ``mqtt://HOST[:PORT]`` (1883 by default) or ``mqtts://HOST[:PORT]`` (TLS, 8883 by default),
-read by ``shared.wire.endpoint`` as the centre reads it. A CA file (``--tls-ca``) also switches
+read by ``epic.shared.wire.endpoint`` as the centre reads it. A CA file (``--tls-ca``) also switches
 TLS on, checked against that CA; ``mqtts://`` without one uses the system's CAs. Credentials
 come from options or the environment, never from the URL's log form
 (``BrokerEndpoint.display`` leaves the password out).
@@ -15,9 +15,8 @@ from pathlib import Path
 
 import aiomqtt
 
-from shared.data.errors import DataError
-from shared.errors import OptionError
-from shared.wire import parse_broker_url
+from epic.shared.errors import DataError, OptionError
+from epic.shared.wire import parse_broker_url
 
 __all__ = ["BrokerAddressError", "BrokerEndpoint"]
 

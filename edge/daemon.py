@@ -19,16 +19,16 @@ import time
 from types import TracebackType
 from typing import Self
 
-from edge.config import EdgeConfig
-from edge.encoder_runtime import EncoderRuntime
-from edge.health import EdgeStats, StatusInfo
-from edge.outbox import Outbox, default_outbox_path
-from edge.producer import Producer
-from edge.publisher import Publisher
-from edge.sources import Source, open_source
-from edge.sources.base import Clock
 from epic import __version__
-from shared.manifest import DeviceEntry, Manifest, load_manifest
+from epic.edge.config import EdgeConfig
+from epic.edge.encoder_runtime import EncoderRuntime
+from epic.edge.health import EdgeStats, StatusInfo
+from epic.edge.outbox import Outbox, default_outbox_path
+from epic.edge.producer import Producer
+from epic.edge.publisher import Publisher
+from epic.edge.sources import Source, open_source
+from epic.edge.sources.base import Clock
+from epic.shared.manifest import DeviceEntry, Manifest, load_manifest
 
 __all__ = ["EdgeDaemon", "run_edge"]
 

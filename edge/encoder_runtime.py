@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.data.errors import DataError
-from shared.data.normalization import Normalization
-from shared.errors import OptionError
-from shared.geometry import Geometry
-from shared.manifest import DeviceEntry, Manifest, load_manifest
+from epic.shared.data.normalization import Normalization
+from epic.shared.errors import DataError, OptionError
+from epic.shared.geometry import Geometry
+from epic.shared.manifest import DeviceEntry, Manifest, load_manifest
 
 __all__ = ["RUNTIMES", "EncoderRuntime", "normalize_numpy"]
 
@@ -120,7 +119,7 @@ def _torch_runner(bundle: Path | str, device_id: str, threads: int) -> Callable:
             bundle, "PyTorch is not installed: deploy the bundle with --onnx, or install torch"
         ) from None
 
-    from shared.bundle import load_edge_encoder
+    from epic.shared.bundle import load_edge_encoder
 
     torch.set_num_threads(threads)
     _, encoder = load_edge_encoder(bundle, device_id)

@@ -8,7 +8,7 @@ publishes ``online: false`` with ``reason: "shutdown"`` itself.
 ``heartbeat``: ``epic/<dep>/heartbeat/<device>``, JSON: counters since the daemon started,
 encode time percentiles over the last 256 samples, and the outbox. All of them on connect,
 ``heartbeat_s`` later and then every ``stats_s``; in between (a heartbeat after a silence,
-``edge.publisher``) only ``time_ns`` and the figures that changed since the last heartbeat:
+``epic.edge.publisher``) only ``time_ns`` and the figures that changed since the last heartbeat:
 an idle device's says just that it is alive, in 31 bytes instead of 300. The centre keeps
 the figures last sent.
 """

@@ -24,8 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from shared.data.errors import DataError
-from shared.errors import OptionError
+from epic.shared.errors import DataError, OptionError
 
 __all__ = ["Outbox", "OutboxRow", "default_outbox_path"]
 

@@ -14,13 +14,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from edge.encoder_runtime import EncoderRuntime
-from edge.health import EdgeStats
-from edge.outbox import Outbox
-from edge.sources import Slot, Source
-from shared.data.errors import DataError
-from shared.manifest import DeviceEntry, Manifest
-from shared.wire import Envelope, EnvelopeError, envelope_topic, pack
+from epic.edge.encoder_runtime import EncoderRuntime
+from epic.edge.health import EdgeStats
+from epic.edge.outbox import Outbox
+from epic.edge.sources import Slot, Source
+from epic.shared.errors import DataError
+from epic.shared.manifest import DeviceEntry, Manifest
+from epic.shared.wire import Envelope, EnvelopeError, envelope_topic, pack
 
 __all__ = ["Packed", "Producer"]
 

@@ -6,7 +6,7 @@ of envelopes at QoS 1, each deleted after its PUBACK), publish a heartbeat, and 
 the disconnect. Like MQTT's own keepalive, a heartbeat is due only after ``heartbeat_s`` of
 silence: a latent already proves the device alive (the centre counts either), so while
 latents flow the counters go out every ``stats_s`` instead, and a heartbeat between those
-carries only what changed (``edge.health``): the uplink carries almost nothing but latents.
+carries only what changed (``epic.edge.health``): the uplink carries almost nothing but latents.
 
 A lost connection or a refused connect waits an exponential backoff with jitter, then
 connects again with a fresh client; what the outbox holds then goes out oldest first. On
@@ -28,10 +28,16 @@ from collections.abc import Callable
 
 import aiomqtt
 
-from edge.config import EdgeConfig
-from edge.health import EdgeStats, StatusInfo, encode_heartbeat, heartbeat_figures, status_payload
-from edge.outbox import Outbox, OutboxRow
-from shared.wire import Backoff, heartbeat_topic, status_topic
+from epic.edge.config import EdgeConfig
+from epic.edge.health import (
+    EdgeStats,
+    StatusInfo,
+    encode_heartbeat,
+    heartbeat_figures,
+    status_payload,
+)
+from epic.edge.outbox import Outbox, OutboxRow
+from epic.shared.wire import Backoff, heartbeat_topic, status_topic
 
 __all__ = ["Publisher"]
 

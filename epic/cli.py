@@ -1,8 +1,8 @@
 """The ``epic`` command line: one entry point, a sub-command per job.
 
-Errors a user can cause (a bad value, a missing file, unusable data: ``shared.errors.UserError``
-and its kinds) end in one line on stderr, ``epic: error: ...``, and exit code 2, caught here
-in ``main`` and nowhere else; tracebacks are for bugs.
+Errors a user can cause (a bad value, a missing file, unusable data:
+``epic.shared.errors.UserError`` and its kinds) end in one line on stderr, ``epic: error: ...``, and
+exit code 2, caught here in ``main`` and nowhere else; tracebacks are for bugs.
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ from epic.commands import (
     train,
 )
 from epic.helptext import tidy
-from epic.parentwatch import watch_supervisor
-from lab.errors import ConfigError
-from shared.errors import UserError
-from shared.torchfile import reworded
+from epic.shared.errors import ConfigError, UserError
+from epic.shared.parentwatch import watch_supervisor
+from epic.shared.torchfile import reworded
 
 app = typer.Typer(
     name="epic",

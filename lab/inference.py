@@ -2,7 +2,7 @@
 
 Datasets are read raw (file units, m/s) and normalized here, on the compute device, with the
 model's own ``Normalization`` and device partition: exactly what each edge computes on its
-own receivers, and it lets augmentation flip raw data first (see ``lab.augment``).
+own receivers, and it lets augmentation flip raw data first (see ``epic.lab.train.augment``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from shared import metrics
-from shared.models.base import FWIModel
+from epic.shared import map_quality
+from epic.shared.models.base import FWIModel
 
 __all__ = ["Figures", "normalize", "resolve_device"]
 
@@ -49,9 +49,9 @@ class Figures:
 
     def add(self, pred_ms: torch.Tensor, true_ms: torch.Tensor) -> None:
         pred_ms, true_ms = pred_ms.float(), true_ms.float()
-        self.sums["ssim"] += float(metrics.ssim(pred_ms, true_ms).sum())
-        self.sums["mae"] += float(metrics.mae(pred_ms, true_ms).sum())
-        self.sums["rmse"] += float(metrics.rmse(pred_ms, true_ms).sum())
+        self.sums["ssim"] += float(map_quality.ssim(pred_ms, true_ms).sum())
+        self.sums["mae"] += float(map_quality.mae(pred_ms, true_ms).sum())
+        self.sums["rmse"] += float(map_quality.rmse(pred_ms, true_ms).sum())
         self.samples += len(pred_ms)
 
     def means(self) -> dict[str, float]:

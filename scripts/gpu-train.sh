@@ -32,7 +32,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 WORK=${EPIC_WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The rooms install under one import name (epic.shared, epic.edge, ...: pyproject.toml); this
+# machine runs the checkout without installing it, so lay it out that way with links, and keep
+# the working directory's own epic/ (the CLI alone) off the path (PYTHONSAFEPATH).
+mkdir -p "$WORK/src/epic"
+ln -sfn "$PWD"/epic/*.py "$PWD"/epic/commands "$WORK/src/epic/"
+for room in shared edge central broker lab; do ln -sfn "$PWD/$room" "$WORK/src/epic/$room"; done
+export PYTHONUNBUFFERED=1 PYTHONSAFEPATH=1 PYTHONPATH="$WORK/src${PYTHONPATH:+:$PYTHONPATH}"
 OPENFWI=${EPIC_OPENFWI:-}
 if [[ -z $OPENFWI ]]; then
     for dir in data/openfwi ../shared/openfwi; do

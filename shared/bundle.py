@@ -28,15 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from shared import torchfile
-from shared.data.errors import DataError
-from shared.errors import OptionError
-from shared.manifest import BUNDLE_FORMAT, DeviceEntry, Manifest, load_manifest
-from shared.models.base import FWIModel
-from shared.models.checkpoint import load_checkpoint
-from shared.models.registry import build_from_config
-from shared.partition import device_ids as default_device_ids
-from shared.wire import ID_PATTERN, ID_SPEC
+from epic.shared import torchfile
+from epic.shared.errors import DataError, OptionError
+from epic.shared.manifest import BUNDLE_FORMAT, DeviceEntry, Manifest, load_manifest
+from epic.shared.models.base import FWIModel
+from epic.shared.models.checkpoint import load_checkpoint
+from epic.shared.models.registry import build_from_config
+from epic.shared.partition import device_ids as default_device_ids
+from epic.shared.wire import ID_PATTERN, ID_SPEC
 
 __all__ = [
     "BUNDLE_FORMAT",

@@ -1,7 +1,7 @@
 """A deployment bundle's ``manifest.json``: what it deploys and which file each machine
-loads (``shared.bundle`` writes bundles and loads their weights).
+loads (``epic.shared.bundle`` writes bundles and loads their weights).
 
-Kept apart from ``shared.bundle`` and free of PyTorch, so that an edge running its encoder
+Kept apart from ``epic.shared.bundle`` and free of PyTorch, so that an edge running its encoder
 with onnxruntime reads its manifest without importing torch (a few hundred megabytes of
 memory on a field device that never uses it).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from epic import __version__
-from shared.data.errors import DataError
+from epic.shared.errors import DataError
 
 __all__ = ["BUNDLE_FORMAT", "DeviceEntry", "Manifest", "load_manifest"]
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only: no display in the field or in CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["plot_samples"]
 

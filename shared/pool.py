@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.data.errors import DataError
-from shared.errors import OptionError
-from shared.physics.families import FAMILIES, GENERATORS_VERSION
+from epic.shared.errors import DataError, OptionError
+from epic.shared.physics.families import FAMILIES, GENERATORS_VERSION
 
 __all__ = ["DEFAULT_SIZE", "ShotPool", "default_cache_dir", "parse_sample_id", "sample_id"]
 
@@ -160,7 +159,7 @@ def _complete(folder: Path) -> bool:
 
 
 def _simulate(key: _Key, cache: Path, folder: Path, progress: bool) -> None:
-    from shared.data.simulate import simulate_dataset  # deepwave: only when simulating
+    from epic.shared.data.simulate import simulate_dataset  # deepwave: only when simulating
 
     # We hold the lock: any temporary folder for this key is a crashed run's leftover.
     for stale in cache.glob(f".{key.name}.tmp-*"):

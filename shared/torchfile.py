@@ -15,8 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from shared.data.errors import DataError
-from shared.errors import UserError
+from epic.shared.errors import DataError, UserError
 
 __all__ = ["UnreadableFile", "from_torch_load", "load", "reason", "reworded"]
 

@@ -18,7 +18,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five flatfault-a samples, three to a file (so two file pairs), seed 3."""
-    from shared.data.simulate import simulate_dataset
+    from epic.shared.data.simulate import simulate_dataset
 
     out = tmp_path_factory.mktemp("tiny") / "flatfault"
     simulate_dataset("flatfault-a", 5, out, seed=3, per_file=3, progress=False)

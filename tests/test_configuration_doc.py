@@ -12,9 +12,9 @@ import pytest
 import typer.main
 from pydantic import AliasChoices, BaseModel
 
-from central.settings import CentralSettings
-from edge.config import EdgeConfig
+from epic.central.settings import CentralSettings
 from epic.cli import app
+from epic.edge.config import EdgeConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 MODELS = [(EdgeConfig, "edge", "EPIC_EDGE_"), (CentralSettings, "central", "EPIC_CENTRAL_")]

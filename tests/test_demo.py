@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from epic.launcher import epic_argv, free_port, get_json
+from epic.shared.launcher import epic_argv, free_port, get_json
 
 
 def _wait(what: str, check, deadline: float, proc: subprocess.Popen, log: Path):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from shared.models.checkpoint import load_checkpoint
-from shared.physics.families import generate_batch
+from epic.shared.models.checkpoint import load_checkpoint
+from epic.shared.physics.families import generate_batch
 from tests.test_cli import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The demo's process housekeeping (``epic.launcher``): parts whose supervisor is killed
+"""The demo's process housekeeping (``epic.shared.launcher``): parts whose supervisor is killed
 outright stop by themselves within 5 s, each run starts fresh logs and keeps a few earlier
 ones, a log that outgrows its bound is rotated in place, and a group (the edges) is stopped
 at once rather than one part after the other."""
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from epic.launcher import KEEP_LOGS, Child, Supervisor
-from epic.parentwatch import ENV, watch_supervisor
+from epic.shared.launcher import KEEP_LOGS, Child, Supervisor
+from epic.shared.parentwatch import ENV, watch_supervisor
 from tests.central.service import conftest as service_fixtures
 
 bundle = service_fixtures.bundle
@@ -30,7 +30,7 @@ SUPERVISOR = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from epic.launcher import Supervisor
+    from epic.shared.launcher import Supervisor
 
     logs, pids, bundle = map(Path, sys.argv[1:4])
     sup = Supervisor(logs)
@@ -105,7 +105,7 @@ def test_the_watch_needs_its_variable_and_hides_it_from_grandchildren(
         def start(self) -> None:
             pass
 
-    monkeypatch.setattr("epic.parentwatch.threading.Thread", Thread)
+    monkeypatch.setattr("epic.shared.parentwatch.threading.Thread", Thread)
     assert watch_supervisor({}) is False
     assert watch_supervisor({ENV: "not-a-pid"}) is False
     environ = {ENV: str(os.getppid())}  # our own parent: alive, so nothing happens

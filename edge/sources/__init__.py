@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from edge.sources.base import Clock, Shot, Slot, Source
-from shared.errors import OptionError
-from shared.physics.families import FAMILIES
-from shared.pool import DEFAULT_SIZE
+from epic.edge.sources.base import Clock, Shot, Slot, Source
+from epic.shared.errors import OptionError
+from epic.shared.physics.families import FAMILIES
+from epic.shared.pool import DEFAULT_SIZE
 
 __all__ = ["KINDS", "Shot", "Slot", "Source", "open_source"]
 
@@ -44,7 +44,7 @@ def open_source(
     if start_slot is not None and kind != "sim":
         raise OptionError(spec, "a start slot applies to sim: sources only")
     if kind == "sim":
-        from edge.sources.sim import SimSource
+        from epic.edge.sources.sim import SimSource
 
         if arg not in FAMILIES:
             raise OptionError(spec, f"unknown family; choose one of {', '.join(FAMILIES)}")
@@ -60,9 +60,9 @@ def open_source(
             clock=clock,
         )
     if kind == "openfwi":
-        from edge.sources.openfwi import OpenFWISource
+        from epic.edge.sources.openfwi import OpenFWISource
 
         return OpenFWISource(arg, receivers, rate, clock=clock)
-    from edge.sources.segy import SegySource
+    from epic.edge.sources.segy import SegySource
 
     return SegySource(arg, receivers, rate, clock=clock)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.wire import ID_CHARS
+from epic.shared.wire import ID_CHARS
 
 __all__ = ["Clock", "Pacer", "Shot", "Slot", "Source", "safe_id_part", "slot_ns"]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.sources.base import Clock, Pacer, Shot, Slot, Source, safe_id_part
-from shared.data.errors import DataError
-from shared.data.layout import FilePair, discover_pairs, open_pair
+from epic.edge.sources.base import Clock, Pacer, Shot, Slot, Source, safe_id_part
+from epic.shared.data.layout import FilePair, discover_pairs, open_pair
+from epic.shared.errors import DataError
 
 __all__ = ["OpenFWISource"]
 

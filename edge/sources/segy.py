@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import segyio
 
-from edge.sources.base import Clock, Pacer, Shot, Slot, Source
-from shared.data.errors import DataError
-from shared.geometry import CONTRACT, Geometry
+from epic.edge.sources.base import Clock, Pacer, Shot, Slot, Source
+from epic.shared.errors import DataError
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["SegySource", "write_segy"]
 

@@ -1,7 +1,7 @@
 """``sim:FAMILY``: a simulated array firing one shot per time slot.
 
 At ``rate`` Hz, slot ``k = floor(unix_time * rate)``; its shot is fired at ``k / rate`` (its
-acquisition time), named ``FAMILY-<k>`` (``shared.pool.sample_id``), and its content is
+acquisition time), named ``FAMILY-<k>`` (``epic.shared.pool.sample_id``), and its content is
 sample ``k % size`` of the cached pool. Devices started separately therefore agree on ids,
 times and content for every slot. A device that falls behind skips to the current slot
 (as a field recorder would: shots do not wait), counting what it skipped; with a fixed
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.sources.base import Clock, Shot, Slot, Source, current_slot, slot_ns
-from shared.errors import OptionError
-from shared.pool import DEFAULT_SIZE, ShotPool, sample_id
+from epic.edge.sources.base import Clock, Shot, Slot, Source, current_slot, slot_ns
+from epic.shared.errors import OptionError
+from epic.shared.pool import DEFAULT_SIZE, ShotPool, sample_id
 
 __all__ = ["SimSource"]
 

@@ -91,9 +91,9 @@ def bench(
 ) -> None:
     """Run each model's real pipeline (broker, centre, N edges, one link proxy each) and
     report latency per stage, bytes, LTE energy and SSIM in the paper's Table 1 form."""
-    from lab.bench import report
-    from lab.bench.harness import BenchConfig, run_bench
-    from lab.bench.scenarios import parse_checkpoints
+    from epic.lab.bench import document
+    from epic.lab.bench.harness import BenchConfig, run_bench
+    from epic.lab.bench.scenarios import parse_checkpoints
 
     config = BenchConfig(
         link=link.value,
@@ -120,12 +120,12 @@ def bench(
     try:
         doc = run_bench(config, echo=typer.echo)
     except RuntimeError as exc:  # a part did not start or died: one line, its log named
-        from epic.launcher import LaunchError
+        from epic.shared.launcher import LaunchError
 
         raise LaunchError(f"epic bench: {str(exc).splitlines()[0]}") from None
-    text = report.markdown(doc)
+    text = document.markdown(doc)
     typer.echo("\n" + text)
-    for problem in report.check_schema(doc):  # a model with no maps has no latencies
+    for problem in document.check_schema(doc):  # a model with no maps has no latencies
         typer.echo(f"warning: {problem}", err=True)
     if json_out is not None:
         from epic.commands.options import write_json
@@ -136,5 +136,5 @@ def bench(
         md.write_text(text)
         typer.echo(f"wrote {md}")
     if plot is not None:
-        report.plot(doc, plot)
+        document.plot(doc, plot)
         typer.echo(f"wrote {plot}")

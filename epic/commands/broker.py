@@ -51,7 +51,7 @@ def broker(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from broker.embedded import EmbeddedBroker, run_embedded
+    from epic.broker.embedded import EmbeddedBroker, run_embedded
 
     def ready(running: EmbeddedBroker) -> None:
         auth = f"users from {users}" if users else "anonymous allowed"
@@ -88,8 +88,8 @@ def credentials(
     topics and reads nothing; central reads the deployment and writes only maps) and
     OUT/credentials.json (the clear passwords to hand out), all mode 0600.
     """
-    from broker.credentials import write_credentials
-    from broker.ids import check_id, default_device_ids
+    from epic.broker.credentials import write_credentials
+    from epic.broker.ids import check_id, default_device_ids
 
     try:
         check_id(deployment, "deployment")

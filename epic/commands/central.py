@@ -17,9 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from central.settings import CentralSettings
-from epic.commands.options import given_options, settings_defaults, settings_error
-from shared.pool import DEFAULT_SIZE
+from epic.central.settings import CentralSettings
+from epic.commands.options import given_options, settings_defaults
+from epic.shared.pool import DEFAULT_SIZE
+from epic.shared.settings_refusal import settings_refusal
 
 
 class DecoderKind(enum.StrEnum):
@@ -130,13 +131,13 @@ def central(
     try:
         settings = CentralSettings(**given)
     except ValidationError as exc:
-        raise typer.BadParameter(settings_error(exc, "EPIC_CENTRAL_", ctx)) from None
+        raise typer.BadParameter(settings_refusal(exc, "EPIC_CENTRAL_", ctx)) from None
     _run(settings, verbose)
 
 
 def _run(settings: CentralSettings, verbose: bool) -> None:
-    from central.listener import listen, url_of
-    from shared.manifest import load_manifest
+    from epic.central.listener import listen, url_of
+    from epic.shared.manifest import load_manifest
 
     load_manifest(settings.bundle)  # a wrong folder is refused before anything listens
     sock = listen(settings.host, settings.port)
@@ -150,7 +151,7 @@ def _run(settings: CentralSettings, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from central.service import CentralService
+    from epic.central.service import CentralService
 
     async def main() -> None:
         stop = asyncio.Event()

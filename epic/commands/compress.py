@@ -37,7 +37,7 @@ def compress(
     on the folders given (principal components); the centre maps them back. Nothing is
     retrained. Deploy the new checkpoint as usual.
     """
-    from lab.compress import compress as fit
+    from epic.lab.train.compress import compress as fit
 
     set_threads(threads)
     fitted = fit(

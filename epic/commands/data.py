@@ -74,7 +74,7 @@ def simulate(
         raise typer.BadParameter(
             "needs --family and --samples (or --maps)", param_hint="--family/--samples"
         )
-    from shared.data.simulate import simulate_dataset
+    from epic.shared.data.simulate import simulate_dataset
 
     set_threads(threads)
     result = simulate_dataset(
@@ -98,8 +98,8 @@ def simulate(
 def _simulate_maps(
     source: Path, out: Path, batch: int, device: str, threads: int, propagator: str
 ) -> None:
-    from shared.data.simulate_maps import simulate_maps
-    from shared.physics.engine import resolve_engine
+    from epic.shared.data.simulate_maps import simulate_maps
+    from epic.shared.physics.engine import resolve_engine
 
     set_threads(threads)
     try:
@@ -123,7 +123,7 @@ def info(
     """Print shapes, counts and value ranges; check every sample for NaN/inf."""
     from tqdm import tqdm
 
-    from shared.data.openfwi import OpenFWIDataset
+    from epic.shared.data.openfwi import OpenFWIDataset
 
     dataset = OpenFWIDataset(folder)
     summary = dataset.summary
@@ -159,8 +159,8 @@ def preview(
     shot: Annotated[int, typer.Option(min=0, help="Which shot gather to draw.")] = 2,
 ) -> None:
     """Draw velocity maps (m/s) and one shot gather per sample to a PNG."""
-    from shared.data.openfwi import OpenFWIDataset
-    from shared.plots import plot_samples
+    from epic.shared.data.openfwi import OpenFWIDataset
+    from epic.shared.plots import plot_samples
 
     dataset = OpenFWIDataset(folder)
     if shot >= dataset.geometry.n_shots:

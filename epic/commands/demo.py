@@ -63,9 +63,9 @@ def demo(
     ] = Path("demo-run"),
 ) -> None:
     """Broker, centre and edge daemons on this machine; prints the monitor's URL."""
-    from epic.launcher import LaunchError, Supervisor, get_json, port_in_use
-    from shared.bundle import write_bundle
-    from shared.pool import ShotPool
+    from epic.shared.bundle import write_bundle
+    from epic.shared.launcher import LaunchError, Supervisor, get_json, port_in_use
+    from epic.shared.pool import ShotPool
 
     ids = [f"dev-{i}" for i in range(edges)]
     if kill_device is not None and kill_device not in ids:
@@ -162,7 +162,7 @@ class _StopFlag:
 
     SIGHUP is a closed terminal: the parts, in their own sessions, do not get it, so the demo
     stops them as for Ctrl-C (and were it killed outright, they stop by themselves:
-    ``epic.parentwatch``).
+    ``epic.shared.parentwatch``).
     """
 
     def __init__(self) -> None:
@@ -183,7 +183,7 @@ def _watch(
     after: float,
     stop: _StopFlag,
 ) -> None:
-    from epic.launcher import LaunchError, get_json
+    from epic.shared.launcher import LaunchError, get_json
 
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shared.wire import ID_SPEC
+from epic.shared.wire import ID_SPEC
 
 
 def deploy(
@@ -31,7 +31,7 @@ def deploy(
     ] = False,
 ) -> None:
     """Write DIR/manifest.json, DIR/edge/<device>.pt (one encoder each) and DIR/central.pt."""
-    from shared.bundle import write_bundle
+    from epic.shared.bundle import write_bundle
 
     ids = [s.strip() for s in device_ids.split(",")] if device_ids else None
     manifest = write_bundle(checkpoint, out, deployment, devices, ids, onnx=onnx)

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
-from edge.config import ENV_PREFIX, EdgeConfig
-from epic.commands.options import given_options, settings_defaults, settings_error
+from epic.commands.options import given_options, settings_defaults
+from epic.edge.config import ENV_PREFIX, EdgeConfig
+from epic.shared.settings_refusal import settings_refusal
 
 
 class Mode(enum.StrEnum):
@@ -138,14 +139,14 @@ def edge(
     """
     given = given_options(ctx, {k: v for k, v in locals().items() if k not in _NOT_SETTINGS})
     config = _config(ctx, given)
-    from edge.daemon import run_edge
+    from epic.edge.daemon import run_edge
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
     # No force=True: a host that already set up logging (a test runner) keeps its handlers.
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("edge").setLevel(level)
+    logging.getLogger("epic.edge").setLevel(level)
     # aiomqtt/paho and amqtt chatter is not the edge's story; warnings still show.
     logging.getLogger("aiomqtt").setLevel(max(level, logging.WARNING))
     raise typer.Exit(run_edge(config))
@@ -156,10 +157,10 @@ def _config(ctx: typer.Context, given: dict[str, Any]) -> EdgeConfig:
     one line naming each option (or variable) and why."""
     from pydantic import ValidationError
 
-    from shared.errors import UserError
+    from epic.shared.errors import UserError
 
     try:
         # A terminal shows the sim pool's progress; a library caller chooses for itself.
         return EdgeConfig(**given, progress=True)
     except ValidationError as exc:
-        raise UserError(settings_error(exc, ENV_PREFIX, ctx)) from None
+        raise UserError(settings_refusal(exc, ENV_PREFIX, ctx)) from None

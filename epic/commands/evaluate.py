@@ -39,8 +39,8 @@ def evaluate(
     threads: Threads = 0,
 ) -> None:
     """Score a checkpoint on every sample of the folders (optionally with K devices gone)."""
-    from lab.evaluate import evaluate as run_evaluation
-    from lab.evaluate import format_table
+    from epic.lab.eval.evaluate import evaluate as run_evaluation
+    from epic.lab.eval.evaluate import format_table
 
     dirs = folders(data, more)
     set_threads(threads)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shared.physics.families import FAMILIES
+from epic.shared.physics.families import FAMILIES
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel
 
 # Built from the registry so a new family shows up in every command's choices.
 Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
@@ -86,24 +86,3 @@ def given_options(ctx: typer.Context, values: Mapping[str, Any]) -> dict[str, An
         if source is not None and source.name == "COMMANDLINE":
             given[name] = value.value if isinstance(value, enum.Enum) else value
     return given
-
-
-def settings_error(exc: ValidationError, env_prefix: str, ctx: typer.Context | None) -> str:
-    """A settings model's refusal as one line: ``--option: why`` for each value refused, and
-    ``--option is required (or ENV_VAR)`` for one given nowhere. A setting with no option of
-    its command is named by its environment variable."""
-    options = {}
-    for param in ctx.command.params if ctx is not None else ():
-        long = [o for o in param.opts if o.startswith("--")]
-        if long:
-            options[param.name] = long[0]
-    parts = []
-    for error in exc.errors():
-        field = "_".join(str(x) for x in error["loc"])
-        env = env_prefix + field.upper()
-        name = options.get(field) or (env if ctx is not None else "--" + field.replace("_", "-"))
-        if error["type"] == "missing":
-            parts.append(f"{name} is required (or {env})")
-        else:
-            parts.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)

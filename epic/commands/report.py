@@ -1,4 +1,5 @@
-"""``epic report``: the results table, every checkpoint on every test folder (``lab.report``)."""
+"""``epic report``: the results table, every checkpoint on every test folder
+(``epic.lab.eval.results_table``)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def report(
 ) -> None:
     """Score checkpoints on test folders (one per family) and write the results as Markdown:
     a side-by-side table and a robustness table (k of N devices dropped)."""
-    from lab.report import build_report, format_markdown
+    from epic.lab.eval.results_table import build_report, format_markdown
 
     dirs = folders(data, more)
     set_threads(threads)

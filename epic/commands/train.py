@@ -1,4 +1,4 @@
-"""``epic train``: train a model on OpenFWI-layout folders (``lab.train``)."""
+"""``epic train``: train a model on OpenFWI-layout folders (``epic.lab.train.trainer``)."""
 
 from __future__ import annotations
 
@@ -143,9 +143,8 @@ def train(
     ] = Schedule["steps"],
 ) -> None:
     """Train a model; per epoch one line of figures, the best epoch saved to --out."""
-    from lab.errors import TrainingDiverged
-    from lab.train import TrainConfig
-    from lab.train import train as run_training
+    from epic.lab.train.trainer import TrainConfig, TrainingDiverged
+    from epic.lab.train.trainer import train as run_training
 
     dirs = [*(data or []), *(more or [])]
     if not (dirs or maps or family):

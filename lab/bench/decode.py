@@ -1,7 +1,7 @@
 """What the centre costs and carries on this machine: decode time per batch size, and the
 maps per second the whole service sustains through a real broker.
 
-    python -m lab.bench.decode [--threads 2] [--samples 400] [--broker amqtt|mosquitto]
+    python -m epic.lab.bench.decode [--threads 2] [--samples 400] [--broker amqtt|mosquitto]
         [--devices 70]
 
 1. Decode: ``DecoderRuntime.decode`` (what the service runs in its worker thread) on
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.bench.stats import write_json
+from epic.lab.bench.stats import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "models" / "epic-lite-5.pt"
@@ -45,10 +45,10 @@ def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dic
     import torch
     from tqdm import tqdm
 
-    from central.assembler import ReadySample
-    from central.decoder import DecoderRuntime
-    from central.validate import Arrival
-    from shared.bundle import load_central_model, load_central_onnx
+    from epic.central.assembler import ReadySample
+    from epic.central.decoder import DecoderRuntime
+    from epic.central.validate import Arrival
+    from epic.shared.bundle import load_central_model, load_central_onnx
 
     torch.set_num_threads(threads)
     manifest, model = load_central_model(bundle)
@@ -147,8 +147,8 @@ async def _publish_and_count(url: str, bundle: Path, samples: int) -> dict:
     import aiomqtt
     from tqdm import tqdm
 
-    from shared.bundle import load_manifest
-    from shared.wire import MAP, Envelope, latent_topic, pack, topic_filter
+    from epic.shared.bundle import load_manifest
+    from epic.shared.wire import MAP, Envelope, latent_topic, pack, topic_filter
 
     manifest = load_manifest(bundle)
     rng = np.random.default_rng(1)
@@ -242,8 +242,8 @@ def _untrained(devices: int, out: Path) -> Path:
     """The shipped model's architecture for ``devices`` devices, weights at random."""
     import torch
 
-    from shared.models.checkpoint import load_checkpoint, save_checkpoint
-    from shared.models.registry import build_from_config
+    from epic.shared.models.checkpoint import load_checkpoint, save_checkpoint
+    from epic.shared.models.registry import build_from_config
 
     config = load_checkpoint(CHECKPOINT)[0].config()
     torch.manual_seed(0)
@@ -263,7 +263,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=5, help="N: other than 5, untrained")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
-    from shared.bundle import write_bundle
+    from epic.shared.bundle import write_bundle
 
     with tempfile.TemporaryDirectory(prefix="epic-bench-bundle-") as tmp:
         bundle = Path(tmp) / "bundle"

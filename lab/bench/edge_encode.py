@@ -1,6 +1,6 @@
 """What one edge device costs and sends: encode time per sample, and bytes per envelope.
 
-    python -m lab.bench.edge_encode [--threads 1] [--runs 50] [--json out.json]
+    python -m epic.lab.bench.edge_encode [--threads 1] [--runs 50] [--json out.json]
         [--checkpoint A.pt --checkpoint B.pt]   # several: measured one after the other
 
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from shared.pool import ShotPool
+    from epic.shared.pool import ShotPool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "models" / "epic-lite-5.pt"
@@ -37,8 +37,8 @@ RAW_DTYPES = ("float32", "float16")
 def bench_encode(bundle: Path, blocks: dict, threads: int, runs: int) -> dict:
     from tqdm import tqdm
 
-    from edge.encoder_runtime import EncoderRuntime
-    from shared.bundle import load_manifest
+    from epic.edge.encoder_runtime import EncoderRuntime
+    from epic.shared.bundle import load_manifest
 
     manifest = load_manifest(bundle)
     out = {}
@@ -67,11 +67,11 @@ def bench_encode(bundle: Path, blocks: dict, threads: int, runs: int) -> dict:
 def bench_bytes(bundle: Path, pool: ShotPool, samples: int) -> dict:
     from tqdm import tqdm
 
-    from edge.encoder_runtime import EncoderRuntime
-    from edge.sources.base import current_slot
-    from shared.bundle import load_manifest
-    from shared.pool import sample_id
-    from shared.wire import Envelope, pack
+    from epic.edge.encoder_runtime import EncoderRuntime
+    from epic.edge.sources.base import current_slot
+    from epic.shared.bundle import load_manifest
+    from epic.shared.pool import sample_id
+    from epic.shared.wire import Envelope, pack
 
     manifest = load_manifest(bundle)
     slot = current_slot(time.time_ns(), 1.0)
@@ -119,8 +119,8 @@ def _measure(checkpoint: Path, args: argparse.Namespace) -> dict:
 
     import torch
 
-    from shared.bundle import write_bundle
-    from shared.pool import ShotPool
+    from epic.shared.bundle import write_bundle
+    from epic.shared.pool import ShotPool
 
     torch.set_num_threads(args.threads)
     pool = ShotPool.open(args.family, size=max(args.samples, 1), progress=True)

@@ -6,7 +6,7 @@ encoder and encoder thread, outbox file and MQTT connection (client id, status, 
 heartbeat), exactly as ``epic edge`` runs it; only the interpreter and event loop are
 shared. SIGTERM/SIGINT stop them all; the process ends when every daemon has finished.
 
-    python -m lab.bench.edge_group --bundle B --broker mqtt://127.0.0.1:PORT \\
+    python -m epic.lab.bench.edge_group --bundle B --broker mqtt://127.0.0.1:PORT \\
         --devices dev-0,dev-1 --source sim:flatfault-a --rate 20 --start-slot K \\
         --max-samples 40 --pool-size 32 --outbox-dir DIR
 """
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 async def run_group(configs: Sequence[object]) -> None:
     """Run one ``EdgeDaemon`` per config in this event loop until all have finished."""
-    from edge.daemon import EdgeDaemon
+    from epic.edge.daemon import EdgeDaemon
 
     loop = asyncio.get_running_loop()
     async with contextlib.AsyncExitStack() as stack:
@@ -54,7 +54,7 @@ async def run_group(configs: Sequence[object]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab.bench.edge_group", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m epic.lab.bench.edge_group", description=__doc__)
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
     p.add_argument("--devices", required=True, help="comma-separated device ids")
@@ -82,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiomqtt").setLevel(logging.WARNING)
     from pydantic import ValidationError
 
-    from edge.config import ENV_PREFIX, EdgeConfig
-    from edge.connection import BrokerEndpoint
-    from epic.commands.options import settings_error
-    from shared.errors import UserError
+    from epic.edge.config import ENV_PREFIX, EdgeConfig
+    from epic.edge.connection import BrokerEndpoint
+    from epic.shared.errors import UserError
+    from epic.shared.settings_refusal import settings_refusal
 
     given = {k: v for k, v in vars(args).items() if k in _SETTINGS}
     try:
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edge_group: error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"edge_group: error: {settings_error(exc, ENV_PREFIX, None)}", file=sys.stderr)
+        print(f"edge_group: error: {settings_refusal(exc, ENV_PREFIX, None)}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,7 +1,7 @@
 """One edge device's whole path for one sample, stage by stage: what ``epic edge`` does
 between a shot's acquisition and the broker's PUBACK.
 
-    python -m lab.bench.edge_path [--samples 300] [--runtime onnx] [--broker amqtt|mosquitto]
+    python -m epic.lab.bench.edge_path [--samples 300] [--runtime onnx] [--broker amqtt|mosquitto]
         [--json out.json]
 
 The daemon's own parts, one sample at a time (no queueing behind the previous one):
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.bench.decode import CHECKPOINT, _start_broker, stop_processes
-from lab.bench.stats import write_json
+from epic.lab.bench.decode import CHECKPOINT, _start_broker, stop_processes
+from epic.lab.bench.stats import write_json
 
 # "path": acquisition to PUBACK, the envelope safe at the broker; the delete that follows
 # is off the path (the next sample does not wait for it in the daemon).
@@ -37,12 +37,12 @@ async def _run(bundle: Path, url: str, runtime: str, samples: int, work: Path) -
     import aiomqtt
     from tqdm import tqdm
 
-    from edge.encoder_runtime import EncoderRuntime
-    from edge.health import EdgeStats
-    from edge.outbox import Outbox
-    from edge.producer import Producer
-    from edge.sources import open_source
-    from shared.manifest import load_manifest
+    from epic.edge.encoder_runtime import EncoderRuntime
+    from epic.edge.health import EdgeStats
+    from epic.edge.outbox import Outbox
+    from epic.edge.producer import Producer
+    from epic.edge.sources import open_source
+    from epic.shared.manifest import load_manifest
 
     manifest = load_manifest(bundle)
     device = manifest.device("dev-2")
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--broker", choices=["amqtt", "mosquitto"], default="amqtt")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
-    from shared.bundle import write_bundle
+    from epic.shared.bundle import write_bundle
 
     with tempfile.TemporaryDirectory(prefix="epic-edge-path-") as tmp:
         work = Path(tmp)

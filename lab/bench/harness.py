@@ -1,8 +1,8 @@
 """``epic bench``: EPIC against the centralized and split baselines, through a real broker.
 
-For each model: deploy its checkpoint, run the whole pipeline (``lab.bench.runner``: broker,
+For each model: deploy its checkpoint, run the whole pipeline (``epic.lab.bench.runner``: broker,
 centre, one link proxy and one edge process per device, an MQTT observer), and reduce what
-was seen to the paper's Table 1 row (``lab.bench.stats``). Then, optionally, the robustness
+was seen to the paper's Table 1 row (``epic.lab.bench.stats``). Then, optionally, the robustness
 run (EPIC with one more edge SIGKILLed every S/N samples, ``--min-devices 1``: SSIM per
 number of devices cut) and the throughput runs (maps per second against the number of
 edges, link ``none``, a high rate; untrained EPIC-Net for every N but 5). ``run_bench``
@@ -19,16 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.bench.runner import CENTRE_DEADLINE_MS, RunResult, RunSpec, run_pipeline
-from lab.bench.scenarios import deploy, resolve_checkpoint, untrained_epic
-from lab.bench.stats import (
+from epic.lab.bench.runner import CENTRE_DEADLINE_MS, RunResult, RunSpec, run_pipeline
+from epic.lab.bench.scenarios import deploy, resolve_checkpoint, untrained_epic
+from epic.lab.bench.stats import (
     ENERGY_FALLBACK_PROFILE,
     model_figures,
     robustness_curve,
     throughput,
 )
-from shared.errors import OptionError
-from shared.pool import DEFAULT_SIZE
+from epic.shared.errors import OptionError
+from epic.shared.pool import DEFAULT_SIZE
 
 __all__ = ["BenchConfig", "run_bench"]
 
@@ -82,7 +82,7 @@ def _lead_s(cfg: BenchConfig, processes: int) -> float:
 def _drain_s(cfg: BenchConfig, mode: str, edges: int) -> float:
     """Seconds after the last slot before the run gives up: uploads that queue (raw blocks
     slower than the rate), then the centre's deadline and decode."""
-    from lab.bench.link_profile import LinkProfile
+    from epic.lab.bench.link_profile import LinkProfile
 
     deadline_s = (cfg.deadline_ms or CENTRE_DEADLINE_MS) / 1e3
     rate_bps = LinkProfile.named(cfg.link).effective_rate_bps
@@ -94,7 +94,7 @@ def _drain_s(cfg: BenchConfig, mode: str, edges: int) -> float:
 
 
 def _energy_rate_bps(link: str) -> tuple[float, str]:
-    from lab.bench.link_profile import LinkProfile
+    from epic.lab.bench.link_profile import LinkProfile
 
     rate = LinkProfile.named(link).effective_rate_bps if link == "4g" else None
     if rate is None:  # not an LTE link: send at 4g's rate, and say so
@@ -106,7 +106,7 @@ def _energy_rate_bps(link: str) -> tuple[float, str]:
 
 def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> dict:
     """Every run the config asks for; returns the JSON document."""
-    from shared.pool import ShotPool
+    from epic.shared.pool import ShotPool
 
     cfg.check()
     checkpoints = {m: resolve_checkpoint(m, cfg.checkpoints) for m in cfg.models}
@@ -207,7 +207,7 @@ def _ratios(models: dict[str, dict]) -> None:
 def _robustness(cfg: BenchConfig, checkpoint: Path, echo: Callable[[str], None]) -> dict:
     deployed = deploy("epic", checkpoint, cfg.workdir / "bundles" / "epic", "bench-epic",
                       cfg.edges)  # fmt: skip
-    from shared.pool import ShotPool
+    from epic.shared.pool import ShotPool
 
     every = max(1, cfg.samples // cfg.edges)
     # A pool of exactly `every` samples, replayed from its first: each stretch between two

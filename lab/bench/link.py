@@ -41,7 +41,7 @@ seen). Memory is bounded: a direction stops reading from its source while more t
 ``max_queue_bytes`` wait for delivery, so a fast sender is held back by TCP flow control.
 
 Use ``async with LinkProxy(...) as link:`` (several in one event loop), or one process per
-edge: ``python -m lab.bench.link --profile 4g --listen 127.0.0.1:0 --target 127.0.0.1:1883``
+edge: ``python -m epic.lab.bench.link --profile 4g --listen 127.0.0.1:0 --target 127.0.0.1:1883``
 prints ``listening on 127.0.0.1:PORT``, and on SIGTERM or SIGINT a ``stats {...}`` JSON line.
 """
 
@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lab.bench.link_profile import MSS_BYTES, PROFILES, LinkProfile
+from epic.lab.bench.link_profile import MSS_BYTES, PROFILES, LinkProfile
 
 __all__ = ["LinkProxy", "LinkStats"]
 
@@ -409,7 +409,7 @@ def _address(text: str) -> tuple[str, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lab.bench.link",
+        prog="python -m epic.lab.bench.link",
         description="Forward TCP connections through an emulated link (see the module doc).",
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="4g")

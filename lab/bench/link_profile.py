@@ -1,6 +1,6 @@
 """A link's profile: uplink rate, one-way delay and segment loss, and what TCP makes of them.
 
-The numbers the link emulator (``lab.bench.link``) shapes a stream with. Loss lowers TCP's
+The numbers the link emulator (``epic.lab.bench.link``) shapes a stream with. Loss lowers TCP's
 steady-state throughput to the Mathis et al. (1997) bound, ``MSS / RTT * C / sqrt(p)``,
 ``C = sqrt(3/2)``, and costs a segment one retransmission timeout, which Linux sets for a
 steady RTT to ``srtt + max(4 * rttvar, TCP_RTO_MIN)`` = RTT + 200 ms.

@@ -1,6 +1,6 @@
 """Does watching the centre slow it down? Decode time with and without web traffic.
 
-    python -m lab.bench.monitor_load [--rate 5] [--phase-s 30] [--json FILE]
+    python -m epic.lab.bench.monitor_load [--rate 5] [--phase-s 30] [--json FILE]
 
 A broker and ``epic central`` run as subprocesses (as in the field) with the shipped
 EPIC-Net lite; this process publishes samples of 5 int8 envelopes at ``--rate`` Hz and reads
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.bench.decode import CHECKPOINT, _start_broker, _start_centre, stop_processes
-from lab.bench.stats import write_json
+from epic.lab.bench.decode import CHECKPOINT, _start_broker, _start_centre, stop_processes
+from epic.lab.bench.stats import write_json
 
 PRIMED = 160  # maps stored before the phases: 2.5x the centre's picture cache (64)
 
@@ -63,8 +63,8 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
     import httpx
     from playwright.async_api import async_playwright
 
-    from shared.bundle import load_manifest
-    from shared.wire import MAP, Envelope, latent_topic, pack, topic_filter
+    from epic.shared.bundle import load_manifest
+    from epic.shared.wire import MAP, Envelope, latent_topic, pack, topic_filter
 
     manifest = load_manifest(bundle)
     rng = np.random.default_rng(2)
@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
-    from shared.bundle import write_bundle
+    from epic.shared.bundle import write_bundle
 
     with tempfile.TemporaryDirectory(prefix="epic-bench-monitor-") as tmp:
         work = Path(tmp)

@@ -135,7 +135,7 @@ class Observer:
     async def _run(self) -> None:
         import aiomqtt
 
-        from shared.wire import LATENT, MAP, RAW, STATUS, topic_filter
+        from epic.shared.wire import LATENT, MAP, RAW, STATUS, topic_filter
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -165,7 +165,7 @@ class Observer:
                 log.warning("observer: dropped a message on %s: %s", message.topic, exc)
 
     def _record(self, topic: str, payload: bytes, arrival_ns: int) -> None:
-        from shared.wire import LATENT, MAP, RAW, STATUS, parse_topic, unpack
+        from epic.shared.wire import LATENT, MAP, RAW, STATUS, parse_topic, unpack
 
         where = parse_topic(topic, check_ids=False)  # a malformed topic raises TopicError
         kind = where.kind

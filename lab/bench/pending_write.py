@@ -1,6 +1,6 @@
-"""What the centre's pending table costs a latent (``central.pending``; docs/reliability.md).
+"""What the centre's pending table costs a latent (``epic.central.pending``; docs/reliability.md).
 
-    python -m lab.bench.pending_write [--payload-bytes 600] [--devices 70]
+    python -m epic.lab.bench.pending_write [--payload-bytes 600] [--devices 70]
 
 On a real SQLite file (the map store, WAL), with ``PendingLatents``' own writer task:
 1. per message, for rounds of 1, 10 and ``--devices`` latents (add, the write round, the
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from central.pending import PendingLatents, PendingRow
-from central.store import MapStore
-from shared.wire import latent_topic
+from epic.central.pending import PendingLatents, PendingRow
+from epic.central.store import MapStore
+from epic.shared.wire import latent_topic
 
 
 def _p95(values: list[float]) -> float:

@@ -1,11 +1,11 @@
 """One benchmark run: a model's whole pipeline on this machine, started, watched and stopped.
 
-``run_pipeline(spec)`` starts, each in its own process (``epic.launcher.Supervisor``, logs
+``run_pipeline(spec)`` starts, each in its own process (``epic.shared.launcher.Supervisor``, logs
 in ``<workdir>/logs``): the embedded broker (``epic broker``); the observer (this process,
-``lab.bench.observer``); the centre (``epic central`` scoring maps against the sim pool);
-one link proxy per edge (``python -m lab.bench.link``, between the edge and the broker,
+``epic.lab.bench.observer``); the centre (``epic central`` scoring maps against the sim pool);
+one link proxy per edge (``python -m epic.lab.bench.link``, between the edge and the broker,
 counting the edge's wire bytes); and the edges (``epic edge``, or groups of edge daemons in
-``lab.bench.edge_group`` processes for the throughput runs). Every edge starts at the same
+``epic.lab.bench.edge_group`` processes for the throughput runs). Every edge starts at the same
 future time slot (``--start-slot``) with ``--max-samples``, so all of them cover exactly
 the same samples; the run ends when every sample has its map, or when the edges have all
 finished (or been killed) and the centre's deadline has passed, or at the time limit. The
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from central.settings import CentralSettings
-from epic.launcher import Child, LaunchError, Supervisor, free_port, get_json
-from lab.bench.observer import EnvelopeRecord, MapRecord, Observer, map_record
-from lab.bench.scenarios import Deployed
+from epic.central.settings import CentralSettings
+from epic.lab.bench.observer import EnvelopeRecord, MapRecord, Observer, map_record
+from epic.lab.bench.scenarios import Deployed
+from epic.shared.launcher import Child, LaunchError, Supervisor, free_port, get_json
 
 __all__ = ["RunResult", "RunSpec", "run_pipeline"]
 
@@ -72,7 +72,7 @@ class RunSpec:
 
     @property
     def devices(self) -> list[str]:
-        from shared.partition import device_ids
+        from epic.shared.partition import device_ids
 
         return device_ids(self.edges)
 
@@ -107,8 +107,8 @@ class RunResult:
 
 def run_pipeline(spec: RunSpec) -> RunResult:
     """Run ``spec`` to its end; always stops every process it started."""
-    from edge.sources.base import slot_ns
-    from shared.pool import sample_id
+    from epic.edge.sources.base import slot_ns
+    from epic.shared.pool import sample_id
 
     work = spec.workdir / spec.label
     if work.exists():  # a previous run's outboxes and store would leak into this one
@@ -198,7 +198,7 @@ def _start_proxies(sup: Supervisor, spec: RunSpec, broker_port: int, work: Path)
     children = {}
     for i, device in enumerate(spec.devices):
         argv = [
-            sys.executable, "-m", "lab.bench.link", "--profile", spec.link,
+            sys.executable, "-m", "epic.lab.bench.link", "--profile", spec.link,
             "--listen", "127.0.0.1:0", "--target", f"127.0.0.1:{broker_port}",
             "--seed", str(i), "--stats-file", str(work / f"link-{device}.json"),
         ]  # fmt: skip
@@ -251,7 +251,7 @@ def _start_edges(
     for g in range(groups):
         chunk = devices[g::groups]  # round robin: every group gets a spread of receivers
         argv = [
-            sys.executable, "-m", "lab.bench.edge_group", *common,
+            sys.executable, "-m", "epic.lab.bench.edge_group", *common,
             "--devices", ",".join(chunk),
             "--broker", f"mqtt://127.0.0.1:{port}",
             "--outbox-dir", str(work),
@@ -262,7 +262,7 @@ def _start_edges(
 
 
 def _module_env() -> dict[str, str]:
-    """``python -m lab.bench...`` must find this checkout whatever the working directory."""
+    """``python -m epic.lab.bench...`` must find this checkout whatever the working directory."""
     path = os.environ.get("PYTHONPATH")
     return {"PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
@@ -313,7 +313,7 @@ def _wait_online(
         bar.close()
     result.ready_ns = max(observer.online_since_ns.get(d, 0) for d in want)
     if result.ready_ns > start_ns:
-        from edge.sources.base import slot_ns
+        from epic.edge.sources.base import slot_ns
 
         # Slots already due when the last edge came up are produced late (catch-up): their
         # latencies describe start-up, not the pipeline, and are left out of the figures.
@@ -327,7 +327,7 @@ def _wait_online(
 def _watch(
     sup: Supervisor, spec: RunSpec, observer: Observer, start_slot: int, result: RunResult
 ) -> None:
-    from edge.sources.base import slot_ns
+    from epic.edge.sources.base import slot_ns
 
     expected = set(result.expected)
     first_due_s = slot_ns(start_slot, spec.rate) / 1e9
@@ -375,7 +375,7 @@ def _watch(
 def _kill_plan(spec: RunSpec, start_slot: int) -> list[tuple[float, str]]:
     """(unix time, device): edge ``j - 1`` dies 30 % of a slot before sample ``j * K`` is
     due, so sample ``j * K`` onwards has ``j`` devices cut; one edge always survives."""
-    from edge.sources.base import slot_ns
+    from epic.edge.sources.base import slot_ns
 
     if not spec.kill_every:
         return []

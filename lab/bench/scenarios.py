@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.data.errors import DataError
-from shared.errors import OptionError
+from epic.shared.errors import DataError, OptionError
 
 __all__ = [
     "DEFAULT_CHECKPOINTS",
@@ -51,7 +50,7 @@ class Deployed:
 
 def parse_checkpoints(items: list[str]) -> dict[str, Path]:
     """``["fla=runs/fla.pt", ...]`` -> ``{"fla": Path(...)}``; a bad item is an OptionError."""
-    from shared.models.registry import MODEL_NAMES
+    from epic.shared.models.registry import MODEL_NAMES
 
     out: dict[str, Path] = {}
     for item in items:
@@ -68,7 +67,7 @@ def parse_checkpoints(items: list[str]) -> dict[str, Path]:
 
 def resolve_checkpoint(model: str, overrides: dict[str, Path]) -> Path:
     """The checkpoint ``model`` runs: the override, else the shipped one, else an error."""
-    from shared.models.registry import MODEL_NAMES
+    from epic.shared.models.registry import MODEL_NAMES
 
     if model not in MODEL_NAMES:
         raise OptionError(model, f"unknown model; choose from {', '.join(MODEL_NAMES)}")
@@ -96,8 +95,8 @@ def deploy(
     encoders too where the model has encoders (as a field deployment ships them; the edges
     then run onnxruntime). Not every partition exports: EPIC-Net's pooling for 2 devices
     (35 receivers) has no ONNX form, so the throughput runs use PyTorch throughout."""
-    from shared.bundle import encoder_has_weights, write_bundle
-    from shared.models.checkpoint import load_checkpoint
+    from epic.shared.bundle import encoder_has_weights, write_bundle
+    from epic.shared.models.checkpoint import load_checkpoint
 
     net, _ = load_checkpoint(checkpoint)
     if net.name != model:
@@ -114,8 +113,8 @@ def untrained_epic(n_devices: int, out: Path) -> Path:
     """An untrained EPIC-Net lite for ``n_devices`` (throughput only: no SSIM from it)."""
     import torch
 
-    from shared.models.checkpoint import save_checkpoint
-    from shared.models.registry import build_model
+    from epic.shared.models.checkpoint import save_checkpoint
+    from epic.shared.models.registry import build_model
 
     torch.manual_seed(0)
     path = out / f"epic-lite-{n_devices}-untrained.pt"

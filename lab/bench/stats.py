@@ -15,7 +15,7 @@ Definitions (all clocks are this machine's UTC clock, shared by every process):
   framing, connect, status, heartbeats, over the whole run including the wait for the
   first shot) over the samples. Beside it, the data alone: each envelope's MQTT PUBLISH
   packet (``publish_bytes``), and the envelopes alone.
-- Energy per device per sample: ``lab.bench.energy.per_sample_energy`` for that device's
+- Energy per device per sample: ``epic.lab.bench.energy.per_sample_energy`` for that device's
   uplink bytes per sample, sent at the profile's effective uplink rate
   (``transmit_s = bytes * 8 / rate``), one sample every ``1 / rate_hz`` seconds; the mean
   over the devices. Headline: without the RRC tail (the radio's sending only).
@@ -33,8 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.bench.energy import per_sample_energy
-from lab.bench.observer import EnvelopeRecord, MapRecord
+from epic.lab.bench.energy import per_sample_energy
+from epic.lab.bench.observer import EnvelopeRecord, MapRecord
 
 __all__ = [
     "ENERGY_FALLBACK_PROFILE",

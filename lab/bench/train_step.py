@@ -1,6 +1,6 @@
 """What one training step costs, model against model, measured side by side in one run.
 
-    python -m lab.bench.train_step --threads 2 \\
+    python -m epic.lab.bench.train_step --threads 2 \\
         --variant epic --variant 'epic:decimate=1,time_stride=4' --variant inversionnet
 
 Each variant is ``MODEL`` or ``MODEL:KEY=VALUE,...`` (preset overrides, VALUE as JSON);
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lab.config import TrainConfig, build, train_autocast
-from lab.inference import normalize
+from epic.lab.inference import normalize
+from epic.lab.train.config import TrainConfig, build, train_autocast
 
 __all__ = ["main", "parse_variant"]
 

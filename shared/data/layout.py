@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.data.errors import DataError
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.errors import DataError
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["FilePair", "discover_pairs", "open_pair"]
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from shared.geometry import CONTRACT
+from epic.shared.geometry import CONTRACT
 
 if TYPE_CHECKING:  # imported where used: an edge running onnxruntime reads this without torch
     import torch

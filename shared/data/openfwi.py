@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from shared.data.errors import DataError
-from shared.data.layout import FilePair, discover_pairs, open_pair
-from shared.data.normalization import Normalization
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.data.layout import FilePair, discover_pairs, open_pair
+from epic.shared.data.normalization import Normalization
+from epic.shared.errors import DataError
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["DatasetSummary", "FileSummary", "OpenFWIDataset"]
 

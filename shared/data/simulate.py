@@ -19,10 +19,10 @@ import deepwave
 import numpy as np
 from tqdm import tqdm
 
-from shared.data.errors import DataError
-from shared.geometry import CONTRACT, Geometry
-from shared.physics.families import FAMILIES, generate_batch
-from shared.physics.forward import simulate_shots
+from epic.shared.errors import DataError
+from epic.shared.geometry import CONTRACT, Geometry
+from epic.shared.physics.families import FAMILIES, generate_batch
+from epic.shared.physics.forward import simulate_shots
 
 __all__ = ["SimulationResult", "simulate_dataset"]
 

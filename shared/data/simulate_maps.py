@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from shared.data.errors import DataError
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.errors import DataError
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["MapFile", "MapsResult", "find_map_files", "simulate_maps"]
 
@@ -158,8 +158,8 @@ def simulate_maps(
     propagator: str = "auto",
 ) -> MapsResult:
     """Forward-model every map of ``source`` into ``out`` (OpenFWI Vel layout), resuming.
-    ``propagator``: ``shared.physics.engine``'s choice (deepwave where installed)."""
-    from shared.physics.engine import shot_simulator  # torch and deepwave: only here
+    ``propagator``: ``epic.shared.physics.engine``'s choice (deepwave where installed)."""
+    from epic.shared.physics.engine import shot_simulator  # torch and deepwave: only here
 
     if batch < 1:
         raise ValueError(f"batch={batch}: must be >= 1")

@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from shared.data.normalization import Normalization
-from shared.geometry import CONTRACT, Geometry
-from shared.partition import device_blocks
+from epic.shared.data.normalization import Normalization
+from epic.shared.geometry import CONTRACT, Geometry
+from epic.shared.partition import device_blocks
 
 __all__ = ["FWIModel"]
 

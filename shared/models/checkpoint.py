@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from shared import torchfile
-from shared.data.errors import DataError
-from shared.models.base import FWIModel
-from shared.models.registry import build_from_config
+from epic.shared import torchfile
+from epic.shared.errors import DataError
+from epic.shared.models.base import FWIModel
+from epic.shared.models.registry import build_from_config
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 

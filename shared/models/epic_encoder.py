@@ -2,12 +2,12 @@
 
 Shots are input channels. Time is first decimated with an anti-aliasing low-pass
 (``decimate``: 1000 samples of 1 ms carry nothing above the 15 Hz wavelet's band,
-``shared.models.decimation``), then downsampled further with time-only kernels, as
+``epic.shared.models.decimation``), then downsampled further with time-only kernels, as
 InversionNet starts; then 3 x 3 kernels mix neighbouring receivers, and an adaptive pool
 makes a fixed grid of tokens, so the same encoder works for a block of 1 receiver or 35.
 The tokens end in tanh: bounded latents quantize to int8 with a fixed scale and lose
 almost nothing. With a wire code (``wire_dims``, fitted after training:
-``shared.models.wire_code``) the encoder sends k coordinates in place of the tokens.
+``epic.shared.models.wire_code``) the encoder sends k coordinates in place of the tokens.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shared.models.decimation import TimeDecimation
-from shared.models.layers import conv_bn_act
-from shared.models.wire_code import WireEncoder
+from epic.shared.models.decimation import TimeDecimation
+from epic.shared.models.layers import conv_bn_act
+from epic.shared.models.wire_code import WireEncoder
 
 __all__ = ["DeviceEncoder"]
 

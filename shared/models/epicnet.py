@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from shared.models.base import FWIModel
-from shared.models.epic_attention import DevicePosition, Fusion, PositionalCrossAttention
-from shared.models.epic_encoder import DeviceEncoder
-from shared.models.layers import conv_bn_act
-from shared.models.wire_code import WireDecoder
+from epic.shared.models.base import FWIModel
+from epic.shared.models.epic_attention import DevicePosition, Fusion, PositionalCrossAttention
+from epic.shared.models.epic_encoder import DeviceEncoder
+from epic.shared.models.layers import conv_bn_act
+from epic.shared.models.wire_code import WireDecoder
 
 __all__ = ["EpicNet"]
 

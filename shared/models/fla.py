@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.models.base import FWIModel
-from shared.models.inversionnet import (
+from epic.shared.models.base import FWIModel
+from epic.shared.models.inversionnet import (
     DECODED,
     BlockEncoder,
     conv_block,

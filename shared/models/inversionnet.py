@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from shared.models.base import FWIModel
+from epic.shared.models.base import FWIModel
 
 __all__ = [
     "DECODED",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from shared.data.normalization import Normalization
-from shared.geometry import Geometry
-from shared.models.base import FWIModel
+from epic.shared.data.normalization import Normalization
+from epic.shared.geometry import Geometry
+from epic.shared.models.base import FWIModel
 
 __all__ = ["MODEL_NAMES", "build_from_config", "build_model", "model_class"]
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from shared.models.base import FWIModel
-from shared.models.inversionnet import (
+from epic.shared.models.base import FWIModel
+from epic.shared.models.inversionnet import (
     BlockEncoder,
     Decoder,
     conv_block,

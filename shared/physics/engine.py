@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["ENGINES", "resolve_engine", "shot_simulator"]
 
@@ -42,10 +42,10 @@ def shot_simulator(
     """A function from velocity maps (``[n, 1, nz, nx]`` or ``[n, nz, nx]``, m/s) to shot
     gathers ``[n, shots, nt, receivers]`` float32 on the CPU."""
     if resolve_engine(name) == "deepwave":
-        from shared.physics.forward import simulate_shots
+        from epic.shared.physics.forward import simulate_shots
 
         return lambda maps: simulate_shots(maps, geometry, device=device)
-    from shared.physics.propagator import BatchedPropagator
+    from epic.shared.physics.propagator import BatchedPropagator
 
     device = torch.device(device)
     # Eager: compiling the step pays off over tens of thousands of maps (training), not

@@ -26,7 +26,7 @@ import deepwave
 import numpy as np
 import torch
 
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["ForwardModel", "simulate_shots", "source_wavelet"]
 

@@ -1,7 +1,7 @@
 """A batched scalar-wave propagator in plain PyTorch, for machines without deepwave (a GPU
 box with no network): many maps and all their shots in one tensor, on any torch device.
 
-deepwave stays the reference and the CPU default (``shared.physics.forward``). This module
+deepwave stays the reference and the CPU default (``epic.shared.physics.forward``). This module
 solves the same discrete problem deepwave 0.1's scalar propagator solves for the contract
 geometry, so that data simulated here and there are interchangeable (the test suite checks
 every family within 1 % relative L2):
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = [
     "BatchedPropagator",

@@ -8,10 +8,10 @@
 - ``backoff``: how long either waits before connecting again.
 """
 
-from shared.wire.access import Access, centre_access, device_access
-from shared.wire.backoff import Backoff
-from shared.wire.endpoint import BrokerUrl, parse_broker_url
-from shared.wire.envelope import (
+from epic.shared.wire.access import Access, centre_access, device_access
+from epic.shared.wire.backoff import Backoff
+from epic.shared.wire.endpoint import BrokerUrl, parse_broker_url
+from epic.shared.wire.envelope import (
     MAX_ELEMENTS,
     MAX_ENVELOPE_BYTES,
     Compression,
@@ -21,8 +21,8 @@ from shared.wire.envelope import (
     pack,
     unpack,
 )
-from shared.wire.ids import ID_CHARS, ID_PATTERN, ID_REGEX, ID_SPEC, check_id
-from shared.wire.topic import (
+from epic.shared.wire.ids import ID_CHARS, ID_PATTERN, ID_REGEX, ID_SPEC, check_id
+from epic.shared.wire.topic import (
     FROM_EDGES,
     HEARTBEAT,
     KINDS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.wire.topic import (
+from epic.shared.wire.topic import (
     HEARTBEAT,
     LATENT,
     MAP,

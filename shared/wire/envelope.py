@@ -25,8 +25,8 @@ counts by.
 
 What it costs, for the shipped EPIC-Net lite: since 2026-12-05 each device sends 48
 numbers, its tokens' coordinates along their 48 main directions (the wire code,
-``shared.models.wire_code``, fitted by ``epic compress``), in place of 8 tokens x 64.
-Measured with ``python -m lab.envelope_fidelity models/epic-lite-5.pt DIR... --against
+``epic.shared.models.wire_code``, fitted by ``epic compress``), in place of 8 tokens x 64.
+Measured with ``python -m epic.lab.eval.envelope_fidelity models/epic-lite-5.pt DIR... --against
 TOKENS.pt`` (the checkpoint before ``epic compress``) on OpenFWI's 1,500 held-out test
 maps (FlatVel-A, FlatFault-A, CurveVel-A ``*-test11``, never trained or fitted on); the
 loss is against the uncompressed model's float32 tokens, so it counts the dropped
@@ -58,8 +58,8 @@ from functools import partial
 
 import numpy as np
 
-from shared.errors import UserError
-from shared.wire.ids import check_id
+from epic.shared.errors import UserError
+from epic.shared.wire.ids import check_id
 
 __all__ = [
     "MAX_ELEMENTS",
@@ -134,7 +134,7 @@ class EnvelopeError(UserError, ValueError):
 
 
 def _check_id(value: str, what: str) -> str:
-    """``shared.wire.ids.check_id``, failing as an envelope does: ``bad-id``."""
+    """``epic.shared.wire.ids.check_id``, failing as an envelope does: ``bad-id``."""
     return check_id(value, what, partial(EnvelopeError, "bad-id"))
 
 

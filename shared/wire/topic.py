@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from shared.wire.ids import check_id
+from epic.shared.wire.ids import check_id
 
 __all__ = [
     "FROM_EDGES",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from broker.acl import parse_acl, render_acl, topic_covered
-from broker.credentials import write_credentials
-from broker.errors import BrokerFileError
-from broker.mosquitto_config import FIELD_DEFAULTS, render_mosquitto_conf
-from broker.passwords import hash_password, is_mosquitto_hash, verify_password
+from epic.broker.acl import parse_acl, render_acl, topic_covered
+from epic.broker.credentials import write_credentials
+from epic.broker.mosquitto_config import FIELD_DEFAULTS, render_mosquitto_conf
+from epic.broker.passwords import hash_password, is_mosquitto_hash, verify_password
+from epic.shared.errors import BrokerFileError
 
 REPO = Path(__file__).resolve().parents[2]
 

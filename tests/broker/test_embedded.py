@@ -13,10 +13,10 @@ import aiomqtt
 import pytest
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from broker.acl import render_acl
-from broker.embedded import EmbeddedBroker, read_users
-from broker.errors import BrokerFileError
-from broker.passwords import hash_password
+from epic.broker.acl import render_acl
+from epic.broker.embedded import EmbeddedBroker, read_users
+from epic.broker.passwords import hash_password
+from epic.shared.errors import BrokerFileError
 from tests.support.mqtt import collect, messages_within, next_message
 
 V311 = aiomqtt.ProtocolVersion.V311

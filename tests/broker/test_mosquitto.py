@@ -12,8 +12,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker.credentials import write_credentials
-from broker.passwords import verify_password
+from epic.broker.credentials import write_credentials
+from epic.broker.passwords import verify_password
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.mqtt import collect, messages_within, next_message
 from tests.support.tls import TlsFiles, make_tls

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapEvent, MapTimings
+from epic.central.schemas import DeviceEvent, DeviceHealth, Health, MapDetail, MapEvent, MapTimings
 
 DEVICE_IDS = [f"dev-{i}" for i in range(5)]
 
@@ -120,7 +120,7 @@ class _Subscriber:
 
 @dataclass
 class FakeView:
-    """Implements ``central.view.CentralView`` over lists in memory."""
+    """Implements ``epic.central.view.CentralView`` over lists in memory."""
 
     deployment: str = "test-dep"
     queue_size: int = 16

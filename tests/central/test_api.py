@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
-from central.api import create_app
+from epic.central.api import create_app
 from tests.central.fake_view import DEVICE_IDS, FakeView, make_device, make_map
 
 T0 = 1_700_000_000_000_000_000

@@ -11,8 +11,8 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from central import live_feed
-from central.api import create_app
+from epic.central import live_feed
+from epic.central.api import create_app
 from tests.central.fake_view import DEVICE_IDS, FakeView, make_device
 from tests.central.test_page import serve
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from central.render import MapPictures, PngCache, render_compare_png, render_map_png
+from epic.central.render import MapPictures, PngCache, render_compare_png, render_map_png
 from tests.central.fake_view import make_map
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from central.api import create_app
+from epic.central.api import create_app
 from tests.central.fake_view import FakeView
 from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS, serve
 

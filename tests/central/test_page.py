@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from central.api import create_app
+from epic.central.api import create_app
 from tests.central.fake_view import DEVICE_IDS, FakeView, layered_velocity, make_device, make_map
 
 pytestmark = pytest.mark.slow

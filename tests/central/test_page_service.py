@@ -15,9 +15,15 @@ import httpx
 import numpy as np
 import pytest
 
-from central.service import CentralService
-from central.settings import CentralSettings
-from edge.health import EdgeStats, StatusInfo, encode_heartbeat, heartbeat_figures, status_payload
+from epic.central.service import CentralService
+from epic.central.settings import CentralSettings
+from epic.edge.health import (
+    EdgeStats,
+    StatusInfo,
+    encode_heartbeat,
+    heartbeat_figures,
+    status_payload,
+)
 from tests.central.service import conftest as service_fixtures
 from tests.central.service.conftest import Feed
 from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS

@@ -16,11 +16,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from edge.config import EdgeConfig
-from edge.connection import BrokerEndpoint
-from edge.daemon import EdgeDaemon
-from shared.bundle import Manifest, write_bundle
-from shared.pool import ShotPool
+from epic.edge.config import EdgeConfig
+from epic.edge.connection import BrokerEndpoint
+from epic.edge.daemon import EdgeDaemon
+from epic.shared.bundle import Manifest, write_bundle
+from epic.shared.pool import ShotPool
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "models" / "epic-lite-5.pt"
@@ -37,7 +37,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def manifest(bundle: Path) -> Manifest:
-    from shared.bundle import load_manifest
+    from epic.shared.bundle import load_manifest
 
     return load_manifest(bundle)
 
@@ -57,7 +57,7 @@ def pool(epic_cache: Path) -> ShotPool:
 
 @pytest.fixture(scope="session")
 def full_model() -> Any:
-    from shared.models.checkpoint import load_checkpoint
+    from epic.shared.models.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(CHECKPOINT)
     return model.eval()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.connection import BrokerAddressError, BrokerEndpoint
 from epic.cli import main
-from shared.wire import Backoff
+from epic.edge.connection import BrokerAddressError, BrokerEndpoint
+from epic.shared.wire import Backoff
 
 
 def fail(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -13,11 +13,11 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from broker.embedded import EmbeddedBroker
-from edge.sources.base import slot_ns
-from shared.bundle import Manifest
-from shared.pool import ShotPool
-from shared.wire import Compression, LatentDtype, unpack
+from epic.broker.embedded import EmbeddedBroker
+from epic.edge.sources.base import slot_ns
+from epic.shared.bundle import Manifest
+from epic.shared.pool import ShotPool
+from epic.shared.wire import Compression, LatentDtype, unpack
 from tests.edge.conftest import FAMILY, edge_config, running, subscriber
 from tests.edge.test_encoder_runtime import reference_latent
 from tests.support.mqtt import messages_within

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from edge.encoder_runtime import EncoderRuntime, normalize_numpy
-from shared.bundle import write_bundle
-from shared.data.errors import DataError
-from shared.data.normalization import Normalization
-from shared.pool import ShotPool
+from epic.edge.encoder_runtime import EncoderRuntime, normalize_numpy
+from epic.shared.bundle import write_bundle
+from epic.shared.data.normalization import Normalization
+from epic.shared.errors import DataError
+from epic.shared.pool import ShotPool
 from tests.edge.conftest import CHECKPOINT
 
 
@@ -66,7 +66,7 @@ def test_an_older_bundle_whose_onnx_takes_normalized_input(
     import shutil
     import warnings
 
-    from shared.bundle import load_edge_encoder
+    from epic.shared.bundle import load_edge_encoder
 
     old = tmp_path / "old"
     shutil.copytree(bundle, old)

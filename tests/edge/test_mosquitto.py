@@ -10,9 +10,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker.credentials import CENTRAL_USER, write_credentials
+from epic.broker.credentials import CENTRAL_USER, write_credentials
 from epic.cli import main
-from shared.wire import unpack
+from epic.shared.wire import unpack
 from tests.edge.conftest import FAMILY, POOL_SIZE
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.mqtt import messages_within
@@ -64,7 +64,7 @@ def test_wrong_password_keeps_retrying_and_loses_nothing(
     mosquitto_factory: Callable[..., MosquittoProcess], bundle: Path, epic_cache: Path,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    from edge.connection import BrokerEndpoint
+    from epic.edge.connection import BrokerEndpoint
     from tests.edge.conftest import edge_config, running
 
     write_credentials(tmp_path / "creds", DEP, ["dev-1"])

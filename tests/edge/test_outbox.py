@@ -10,9 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from edge.outbox import Outbox
-from shared.data.errors import DataError
-from shared.errors import OptionError
+from epic.edge.outbox import Outbox
+from epic.shared.errors import DataError, OptionError
 
 T = TypeVar("T")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.data.openfwi import OpenFWIDataset
-from shared.errors import OptionError
-from shared.physics.families import generate_batch
-from shared.pool import ShotPool, default_cache_dir, parse_sample_id, sample_id
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.errors import OptionError
+from epic.shared.physics.families import generate_batch
+from epic.shared.pool import ShotPool, default_cache_dir, parse_sample_id, sample_id
 from tests.edge.conftest import FAMILY, POOL_SIZE, REPO
 
 
@@ -67,7 +67,7 @@ def test_bad_pool_requests_are_one_line_errors(tmp_path: Path) -> None:
 _OPEN = """
 import sys, time, torch
 torch.set_num_threads(1)
-from shared.pool import ShotPool
+from epic.shared.pool import ShotPool
 print("ready", flush=True)
 sys.stdin.readline()  # all processes start opening together
 pool = ShotPool.open("{family}", size=1, seed=5, cache_dir=sys.argv[1])

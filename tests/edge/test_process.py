@@ -13,8 +13,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from shared.pool import ShotPool, parse_sample_id
-from shared.wire import unpack
+from epic.shared.pool import ShotPool, parse_sample_id
+from epic.shared.wire import unpack
 from tests.edge.conftest import FAMILY, POOL_SIZE, REPO, subscriber
 from tests.edge.test_daemon import SUB_QOS, assert_int8_close
 from tests.edge.test_encoder_runtime import reference_latent

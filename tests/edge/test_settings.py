@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import edge.daemon
-from edge.config import EdgeConfig
 from epic.cli import main
+from epic.edge import daemon
+from epic.edge.config import EdgeConfig
 
 REQUIRED = {"bundle": Path("b"), "device_id": "dev-0", "source": "sim:flatfault-a"}
 
@@ -64,7 +64,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, EdgeConfig]:
         got["config"] = config
         return 0
 
-    monkeypatch.setattr(edge.daemon, "run_edge", run_edge)
+    monkeypatch.setattr(daemon, "run_edge", run_edge)
     return got
 
 
@@ -102,7 +102,7 @@ def test_the_help_shows_the_settings_defaults(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each option's default in --help is its settings field's, read from the model."""
-    from central.settings import CentralSettings
+    from epic.central.settings import CentralSettings
 
     model = EdgeConfig if command == "edge" else CentralSettings
     main([command, "--help"])

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import segyio
 
-from edge.sources import Source, open_source
-from edge.sources.base import Clock, Pacer, current_slot, slot_ns
-from edge.sources.segy import write_segy
-from shared.data.errors import DataError
-from shared.errors import OptionError, UserError
-from shared.pool import ShotPool
+from epic.edge.sources import Source, open_source
+from epic.edge.sources.base import Clock, Pacer, current_slot, slot_ns
+from epic.edge.sources.segy import write_segy
+from epic.shared.errors import DataError, OptionError, UserError
+from epic.shared.pool import ShotPool
 from tests.edge.conftest import FAMILY, POOL_SIZE
 
 RATE = 4.0

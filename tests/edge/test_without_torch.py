@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.pool import ShotPool
-from shared.wire import unpack
+from epic.shared.pool import ShotPool
+from epic.shared.wire import unpack
 from tests.edge.conftest import REPO, subscriber
 from tests.edge.test_daemon import SUB_QOS, assert_int8_close
 from tests.edge.test_encoder_runtime import reference_latent

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from epic.launcher import free_port
+from epic.shared.launcher import free_port
 
 __all__ = ["CentralProcess"]
 

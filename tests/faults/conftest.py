@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from edge.config import EdgeConfig
-from edge.connection import BrokerEndpoint
-from edge.daemon import EdgeDaemon
-from edge.sources.base import current_slot
-from shared.pool import ShotPool, sample_id
+from epic.edge.config import EdgeConfig
+from epic.edge.connection import BrokerEndpoint
+from epic.edge.daemon import EdgeDaemon
+from epic.edge.sources.base import current_slot
+from epic.shared.pool import ShotPool, sample_id
 from tests.central.service import conftest as service_fixtures
 
 bundle = service_fixtures.bundle

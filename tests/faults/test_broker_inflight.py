@@ -1,7 +1,7 @@
 """The embedded broker keeps a QoS 1 message that was in flight to a persistent session when
 that session's connection died, and sends it again when the session comes back ([MQTT-4.4.0-1]:
 unacknowledged PUBLISH packets are re-sent on reconnect; Mosquitto does). amqtt 0.12 dropped
-it: its flow forgets the message however the wait for the PUBACK ends (``broker._amqtt``).
+it: its flow forgets the message however the wait for the PUBACK ends (``epic.broker._amqtt``).
 
 For EPIC this is the centre killed while a latent was on its way to it: without the fix that
 latent was gone, and its sample decoded partial or not at all after the restart."""
@@ -12,7 +12,7 @@ import asyncio
 
 import aiomqtt
 
-from broker.embedded import EmbeddedBroker
+from epic.broker.embedded import EmbeddedBroker
 from tests.support.mqtt import collect, messages_within
 
 from .rawmqtt import RawClient

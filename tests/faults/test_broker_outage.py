@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from central.service import CentralService
+from epic.central.service import CentralService
 from tests.support.brokers import BrokerProcess
 
 from .conftest import edge_config, edges_running, finished, maps_for, sample_ids, start_slot

@@ -1,5 +1,5 @@
 """The embedded broker's persistent sessions outlive a restart when it has a state file, and
-what it queues for an offline session is bounded (``broker._amqtt``, fixes 4 and 5)."""
+what it queues for an offline session is bounded (``epic.broker._amqtt``, fixes 4 and 5)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker.embedded import EmbeddedBroker
-from broker.errors import BrokerFileError
+from epic.broker.embedded import EmbeddedBroker
+from epic.shared.errors import BrokerFileError
 from tests.support.mqtt import collect, messages_within
 
 V311 = aiomqtt.ProtocolVersion.V311

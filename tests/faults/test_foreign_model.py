@@ -12,10 +12,10 @@ import httpx
 import pytest
 import torch
 
-from central.service import CentralService
-from shared.bundle import load_manifest, write_bundle
-from shared.models.checkpoint import save_checkpoint
-from shared.models.registry import build_model
+from epic.central.service import CentralService
+from epic.shared.bundle import load_manifest, write_bundle
+from epic.shared.models.checkpoint import save_checkpoint
+from epic.shared.models.registry import build_model
 from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS
 from tests.support.brokers import BrokerProcess
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from central.service import CentralService
+from epic.central.service import CentralService
 from tests.support.brokers import BrokerProcess
 
 from .conftest import edge_config, edges_running, finished, maps_for, sample_ids, start_slot
@@ -75,7 +75,7 @@ def test_a_partitioned_edge_comes_back_late_and_its_samples_are_refined(
 
 
 async def svc_map(settings: object, sample: str) -> object:
-    from central.store import MapStore
+    from epic.central.store import MapStore
 
     store = MapStore(settings.db)  # type: ignore[attr-defined]
     await store.open()

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from central.service import CentralService
+from epic.central.service import CentralService
 from tests.central.service.conftest import Feed, publish
 from tests.support.brokers import BrokerProcess
 

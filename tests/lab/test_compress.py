@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.compress import compress
-from shared.bundle import load_central_model, load_edge_encoder, write_bundle
-from shared.data.openfwi import OpenFWIDataset
-from shared.models.checkpoint import load_checkpoint, save_checkpoint
-from shared.models.registry import build_model
-from shared.models.wire_code import WireDecoder, WireEncoder, fit_pair
+from epic.lab.train.compress import compress
+from epic.shared.bundle import load_central_model, load_edge_encoder, write_bundle
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.models.checkpoint import load_checkpoint, save_checkpoint
+from epic.shared.models.registry import build_model
+from epic.shared.models.wire_code import WireDecoder, WireEncoder, fit_pair
 from tests.lab.conftest import TINY_EPIC, assert_one_line_error
 
 TOKENS = TINY_EPIC["token_grid"][0] * TINY_EPIC["token_grid"][1] * TINY_EPIC["d_model"]  # 16

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.errors import ConfigError
-from lab.evaluate import evaluate, format_table
-from lab.train import TrainConfig, train
-from shared import metrics
-from shared.data.errors import DataError
-from shared.data.openfwi import OpenFWIDataset
-from shared.models.checkpoint import load_checkpoint
+from epic.lab.eval.evaluate import evaluate, format_table
+from epic.lab.train.trainer import TrainConfig, train
+from epic.shared import map_quality
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.errors import ConfigError, DataError
+from epic.shared.models.checkpoint import load_checkpoint
 from tests.lab.conftest import TINY_EPIC, assert_one_line_error
 
 
@@ -55,9 +54,9 @@ def test_figures_are_the_metrics_of_the_models_predictions(checkpoint, folder_fa
         pred = model.normalization.velocity_inverse(
             model(model.normalization.data(data, model.blocks))
         )
-    assert result["ssim"] == pytest.approx(float(metrics.ssim(pred, velocity).mean()), abs=1e-5)
-    assert result["mae"] == pytest.approx(float(metrics.mae(pred, velocity).mean()), rel=1e-4)
-    assert result["rmse"] == pytest.approx(float(metrics.rmse(pred, velocity).mean()), rel=1e-4)
+    assert result["ssim"] == pytest.approx(float(map_quality.ssim(pred, velocity).mean()), abs=1e-5)
+    assert result["mae"] == pytest.approx(float(map_quality.mae(pred, velocity).mean()), rel=1e-4)
+    assert result["rmse"] == pytest.approx(float(map_quality.rmse(pred, velocity).mean()), rel=1e-4)
     assert -1 <= result["ssim"] <= 1 and 0 <= result["mae"] <= result["rmse"] <= 3000
     [row] = result["folders"]
     assert row["samples"] == 5 and not row["seen_in_training"]

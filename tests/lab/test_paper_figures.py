@@ -1,6 +1,6 @@
 """The paper's figures set beside ours: matching folders to families, the table."""
 
-from lab.paper_figures import PAPER_SSIM, beside_the_paper, family_of
+from epic.lab.eval.paper_figures import PAPER_SSIM, beside_the_paper, family_of
 
 
 def test_folder_names_match_their_family():

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.errors import ConfigError
-from lab.evaluate import evaluate
-from lab.report import build_report, format_markdown
-from lab.train import TrainConfig, train
-from shared.models.checkpoint import save_checkpoint
-from shared.models.registry import build_model
+from epic.lab.eval.evaluate import evaluate
+from epic.lab.eval.results_table import build_report, format_markdown
+from epic.lab.train.trainer import TrainConfig, train
+from epic.shared.errors import ConfigError
+from epic.shared.models.checkpoint import save_checkpoint
+from epic.shared.models.registry import build_model
 from tests.lab.conftest import TINY_EPIC, assert_one_line_error
 
 DROP_SEED = 3

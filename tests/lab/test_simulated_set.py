@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lab.errors import ConfigError
-from lab.simulated_set import (
+from epic.lab.train.simulated_set import (
     MapSource,
     TensorSet,
     _chunks,
@@ -13,8 +12,9 @@ from lab.simulated_set import (
     map_sources,
     simulate_split,
 )
-from shared.physics.families import generate_batch
-from shared.physics.forward import simulate_shots
+from epic.shared.errors import ConfigError
+from epic.shared.physics.families import generate_batch
+from epic.shared.physics.forward import simulate_shots
 
 
 def test_generated_maps_do_not_depend_on_the_worker_split():

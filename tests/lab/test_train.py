@@ -8,14 +8,14 @@ import json
 import pytest
 import torch
 
-from lab import augment
-from lab.errors import ConfigError
-from lab.splits import open_folders, split_folders
-from lab.train import TrainConfig, train
-from lab.trainstate import last_path
-from shared.geometry import CONTRACT
-from shared.models.checkpoint import load_checkpoint
-from shared.models.registry import MODEL_NAMES
+from epic.lab.train import augment
+from epic.lab.train.splits import open_folders, split_folders
+from epic.lab.train.state import last_path
+from epic.lab.train.trainer import TrainConfig, train
+from epic.shared.errors import ConfigError
+from epic.shared.geometry import CONTRACT
+from epic.shared.models.checkpoint import load_checkpoint
+from epic.shared.models.registry import MODEL_NAMES
 from tests.lab.conftest import TINY_EPIC, assert_one_line_error
 from tests.test_cli import run
 
@@ -118,8 +118,8 @@ def test_mirror_flips_map_receivers_and_shots_together():
 def test_mirror_matches_the_forward_model_of_the_mirrored_map():
     """What mirroring claims, checked against the physics: the flipped data of a map is the
     data of the flipped map for four of the five shots, exactly; the middle one differs."""
-    from shared.physics.families import generate_batch
-    from shared.physics.forward import simulate_shots
+    from epic.shared.physics.families import generate_batch
+    from epic.shared.physics.forward import simulate_shots
 
     v = torch.as_tensor(generate_batch("curvefault-a", 1, 0, 1))
     d = simulate_shots(torch.cat([v, v.flip(-1)]))
@@ -162,7 +162,7 @@ def test_device_dropout_defaults_to_half_for_epic_only(tmp_path):
 
 
 def test_autocast_follows_amp_and_the_hardware(tmp_path, monkeypatch):
-    from lab import config as config_module
+    from epic.lab import config as config_module
 
     cfg = TrainConfig("epic", [tmp_path], tmp_path / "m.pt")
     assert config_module.train_autocast(cfg, torch.device("cuda"))
@@ -243,7 +243,7 @@ def test_cli_train_bad_arguments_fail_in_one_line(cli, gradient_data, tmp_path):
 
 
 def test_time_schedule_anneals_by_the_clock():
-    from lab.train import _lr_factor
+    from epic.lab.train.trainer import _lr_factor
 
     spent = [0.0]
     factor = _lr_factor(1000, 10, lambda: spent[0])
@@ -264,7 +264,7 @@ def test_time_schedule_needs_a_budget(tmp_path):
 
 
 def test_a_wire_code_is_fitted_not_trained(gradient_data, tmp_path):
-    from lab.config import build
+    from epic.lab.train.config import build
 
     cfg = TrainConfig("epic", [gradient_data], tmp_path / "x.pt", hparams={"wire_dims": 4})
     with pytest.raises(ConfigError, match="epic compress"):

@@ -1,8 +1,8 @@
 """The load run, short, in CI: 70 real edges (whole ``EdgeDaemon`` s, each with its own MQTT
-connection, in 2 processes) at 2 samples/s into one ``epic central`` through ``epic broker``,
-for 12 s of shots (``python -m lab.load`` runs the full 5 minutes; docs/reliability.md has its
-figures). Every latent must reach a map, no map may be partial, the end-to-end p95 must be
-under the 2 s deadline, and the centre's memory must not grow by more than a little."""
+connection, in 2 processes) at 2 samples/s into one ``epic central`` through ``epic broker``, for 12
+s of shots (``python -m epic.lab.bench.load`` runs the full 5 minutes; docs/reliability.md has its
+figures). Every latent must reach a map, no map may be partial, the end-to-end p95 must be under the
+2 s deadline, and the centre's memory must not grow by more than a little."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.load import LoadConfig, run_load
+from epic.lab.bench.load import LoadConfig, run_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from shared.wire import Envelope, pack
+from epic.shared.wire import Envelope, pack
 
 __all__ = ["KINDS", "garbage", "hypothesis_messages"]
 

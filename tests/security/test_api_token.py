@@ -14,9 +14,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from central.api import create_app
-from central.service import CentralService
-from central.settings import CentralSettings
+from epic.central.api import create_app
+from epic.central.service import CentralService
+from epic.central.settings import CentralSettings
 from tests.central.fake_view import FakeView, make_map
 from tests.central.service.conftest import Feed, publish
 from tests.support.brokers import BrokerProcess

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central.schemas import MapDetail
-from central.service import CentralService
-from central.validate import Rejected, Validator
+from epic.central.schemas import MapDetail
+from epic.central.service import CentralService
+from epic.central.validate import Rejected, Validator
 from tests.central.service.conftest import Feed
 from tests.support.brokers import BrokerProcess
 

@@ -20,8 +20,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from central.api import create_app
-from central.service import CentralService
+from epic.central.api import create_app
+from epic.central.service import CentralService
 from tests.central.fake_view import DEVICE_IDS, FakeView, make_device
 from tests.central.service.conftest import Feed, publish
 from tests.central.test_page import serve

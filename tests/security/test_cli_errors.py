@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from epic.cli import main
-from epic.launcher import free_port
+from epic.shared.launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = str(ROOT / "models" / "epic-lite-5.pt")

@@ -1,5 +1,5 @@
 """The embedded broker with a users file: a client must prove who it is before its client id
-counts for anything, and its client id is its user name (``broker._connect_gate``).
+counts for anything, and its client id is its user name (``epic.broker._connect_gate``).
 
 Before: amqtt deleted the session named by a clean-session CONNECT *before* checking the
 password, so anyone able to reach the port could empty the centre's queue by connecting
@@ -14,8 +14,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker.credentials import write_credentials
-from broker.embedded import EmbeddedBroker
+from epic.broker.credentials import write_credentials
+from epic.broker.embedded import EmbeddedBroker
 from tests.support.mqtt import collect, messages_within, next_message
 
 V311 = aiomqtt.ProtocolVersion.V311

@@ -19,8 +19,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker.credentials import write_credentials
-from broker.mosquitto_config import MAX_PACKET_BYTES
+from epic.broker.credentials import write_credentials
+from epic.broker.mosquitto_config import MAX_PACKET_BYTES
 from tests.faults.rawmqtt import RawClient
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.mqtt import collect, messages_within, next_message

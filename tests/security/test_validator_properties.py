@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central.validate import Arrival, DeviceReport, Rejected, Validator
+from epic.central.validate import Arrival, DeviceReport, Rejected, Validator
 from tests.central.service.conftest import Feed
 
 from .garbage import hypothesis_messages

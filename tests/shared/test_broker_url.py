@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from central.settings import broker_address
-from edge.connection import BrokerAddressError, BrokerEndpoint
+from epic.central.settings import broker_address
 from epic.cli import main
-from shared.wire import parse_broker_url
+from epic.edge.connection import BrokerAddressError, BrokerEndpoint
+from epic.shared.wire import parse_broker_url
 
 GOOD = [
     ("mqtt://10.0.0.5", ("10.0.0.5", 1883, False)),

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from epic.cli import main
-from shared.bundle import load_central_model, load_edge_encoder, load_manifest, write_bundle
-from shared.data.errors import DataError
-from shared.models.checkpoint import load_checkpoint, save_checkpoint
+from epic.shared.bundle import load_central_model, load_edge_encoder, load_manifest, write_bundle
+from epic.shared.errors import DataError
+from epic.shared.models.checkpoint import load_checkpoint, save_checkpoint
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "epic-lite-5.pt"
 
@@ -115,11 +115,11 @@ def test_deploy_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_central_onnx_decodes_as_pytorch_does(tmp_path):
     import numpy as np
 
-    from central.assembler import ReadySample
-    from central.decoder import DecoderRuntime
-    from central.validate import Arrival
-    from shared.bundle import load_central_model, load_central_onnx, write_bundle
-    from shared.data.errors import DataError
+    from epic.central.assembler import ReadySample
+    from epic.central.decoder import DecoderRuntime
+    from epic.central.validate import Arrival
+    from epic.shared.bundle import load_central_model, load_central_onnx, write_bundle
+    from epic.shared.errors import DataError
 
     bundle = tmp_path / "b"
     manifest = write_bundle(SHIPPED, bundle, "dep")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from shared.models.decimation import TimeDecimation, lowpass_taps
+from epic.shared.models.decimation import TimeDecimation, lowpass_taps
 
 
 def _sine(hz: float, nt: int = 1000, dt: float = 1e-3) -> torch.Tensor:

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from shared.wire import (
+from epic.shared.wire import (
     Compression,
     Envelope,
     EnvelopeError,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.envelope_fidelity import wire_fidelity
-from shared.models.checkpoint import load_checkpoint
-from shared.wire import LatentDtype
+from epic.lab.eval.envelope_fidelity import wire_fidelity
+from epic.shared.models.checkpoint import load_checkpoint
+from epic.shared.wire import LatentDtype
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "epic-lite-5.pt"
 

@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from shared.models.checkpoint import load_checkpoint, save_checkpoint
-from shared.models.registry import build_model
+from epic.shared.models.checkpoint import load_checkpoint, save_checkpoint
+from epic.shared.models.registry import build_model
 
 torch.set_num_threads(1)
 

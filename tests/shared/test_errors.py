@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import BrokerFileError
-from central.listener import ListenError
-from central.truth import open_truth
-from edge.connection import BrokerAddressError, BrokerEndpoint
+from epic.central.listener import ListenError
+from epic.central.truth import open_truth
 from epic.cli import main
-from epic.launcher import LaunchError
-from lab.errors import ConfigError
-from shared.data.errors import DataError
-from shared.errors import OptionError, UserError
-from shared.torchfile import UnreadableFile
-from shared.wire import EnvelopeError
+from epic.edge.connection import BrokerAddressError, BrokerEndpoint
+from epic.shared.errors import BrokerFileError, ConfigError, DataError, OptionError, UserError
+from epic.shared.launcher import LaunchError
+from epic.shared.torchfile import UnreadableFile
+from epic.shared.wire import EnvelopeError
 
 VALUE_ERRORS = [
     DataError("maps/model1.npy", "holds no maps"),
@@ -66,12 +63,12 @@ def _run_credentials(
     error: Exception,
 ) -> tuple[int | str | None, list[str]]:
     """``epic broker credentials`` with its work replaced by raising ``error``."""
-    import broker.credentials
+    from epic.broker import credentials
 
     def refuse(*_: object, **__: object) -> None:
         raise error
 
-    monkeypatch.setattr(broker.credentials, "write_credentials", refuse)
+    monkeypatch.setattr(credentials, "write_credentials", refuse)
     argv = ["broker", "credentials", "--deployment", "d", "--devices", "2", "-o", str(tmp_path)]
     capsys.readouterr()
     with pytest.raises(SystemExit) as ended:

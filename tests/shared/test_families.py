@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shared.physics.families import FAMILIES, generate, generate_batch
+from epic.shared.physics.families import FAMILIES, generate, generate_batch
 
 N = 24
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.physics.families import generate_batch
-from shared.physics.families.statistics import read_zipped_maps, summarize
+from epic.shared.physics.families import generate_batch
+from epic.shared.physics.families.statistics import read_zipped_maps, summarize
 
 OPENFWI = Path(__file__).resolve().parents[2].parent / "shared" / "openfwi"
 REAL = {

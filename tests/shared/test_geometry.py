@@ -1,6 +1,6 @@
 import pytest
 
-from shared.geometry import CONTRACT, Geometry, GeometryError, GeometryWarning
+from epic.shared.geometry import CONTRACT, Geometry, GeometryError, GeometryWarning
 
 
 def test_contract_matches_mission():

@@ -1,4 +1,4 @@
-"""``shared.models.layers.Conv2d``: the same output as ``nn.Conv2d`` for every input width,
+"""``epic.shared.models.layers.Conv2d``: the same output as ``nn.Conv2d`` for every input width,
 and a right weight gradient under CPU bfloat16 autocast for an input one cell wide (where
 ``nn.Conv2d``'s was wrong, at times NaN, with torch 2.13)."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from shared.models.layers import Conv2d
+from epic.shared.models.layers import Conv2d
 
 
 def _pair(stride=(2, 2), c_in=8, c_out=12) -> tuple[Conv2d, nn.Conv2d]:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from shared.models.registry import build_from_config, build_model
+from epic.shared.models.registry import build_from_config, build_model
 
 BASELINES = ("inversionnet", "sla", "fla")
 # Parameters of OpenFWI's InversionNet (lanl/OpenFWI network.py, commit 4dd6c35, default

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared.data.errors import DataError
-from shared.data.normalization import Normalization
-from shared.data.openfwi import OpenFWIDataset
+from epic.shared.data.normalization import Normalization
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.errors import DataError
 
 
 def write_vel(root, n=2, k=1, data=None, model=None):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared.geometry import CONTRACT
-from shared.physics.families import generate_batch
-from shared.physics.forward import ForwardModel, simulate_shots, source_wavelet
+from epic.shared.geometry import CONTRACT
+from epic.shared.physics.families import generate_batch
+from epic.shared.physics.forward import ForwardModel, simulate_shots, source_wavelet
 
 DT = CONTRACT.dt_s
 

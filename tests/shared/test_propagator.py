@@ -5,11 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from shared.geometry import CONTRACT, Geometry
-from shared.physics.engine import resolve_engine, shot_simulator
-from shared.physics.families import FAMILIES, generate_batch
-from shared.physics.forward import simulate_shots, source_wavelet
-from shared.physics.propagator import BatchedPropagator, downsample, ricker, step_ratio, upsample
+from epic.shared.geometry import CONTRACT, Geometry
+from epic.shared.physics.engine import resolve_engine, shot_simulator
+from epic.shared.physics.families import FAMILIES, generate_batch
+from epic.shared.physics.forward import simulate_shots, source_wavelet
+from epic.shared.physics.propagator import (
+    BatchedPropagator,
+    downsample,
+    ricker,
+    step_ratio,
+    upsample,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from shared.data.errors import DataError
-from shared.data.openfwi import OpenFWIDataset
-from shared.data.simulate import simulate_dataset
-from shared.physics.families import FAMILIES, generate_batch
-from shared.physics.forward import simulate_shots
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.data.simulate import simulate_dataset
+from epic.shared.errors import DataError
+from epic.shared.physics.families import FAMILIES, generate_batch
+from epic.shared.physics.forward import simulate_shots
 
 
 def test_writes_openfwi_vel_layout(tiny_dataset):

@@ -8,11 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from shared.data.errors import DataError
-from shared.data.openfwi import OpenFWIDataset
-from shared.data.simulate_maps import find_map_files, simulate_maps
-from shared.physics.families import generate_batch
-from shared.physics.forward import simulate_shots
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.data.simulate_maps import find_map_files, simulate_maps
+from epic.shared.errors import DataError
+from epic.shared.physics.families import generate_batch
+from epic.shared.physics.forward import simulate_shots
 
 
 @pytest.fixture(scope="module")

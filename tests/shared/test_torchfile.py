@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared import torchfile
-from shared.data.errors import DataError
-from shared.models.checkpoint import load_checkpoint
+from epic.shared import torchfile
+from epic.shared.errors import DataError
+from epic.shared.models.checkpoint import load_checkpoint
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "epic-lite-5.pt"
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shared.wire import Backoff
+from epic.shared.wire import Backoff
 
 
 def test_jittered_waits_double_up_to_the_cap() -> None:

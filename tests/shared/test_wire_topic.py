@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.wire import (
+from epic.shared.wire import (
     FROM_EDGES,
     ID_PATTERN,
     ID_REGEX,

@@ -6,7 +6,7 @@ test's own event loop or amqtt's process-wide state (its plugin registry, its lo
 shared with the broker. It also exercises the real ``epic broker`` command. Start-up takes
 about a second.
 
-The broker keeps nothing across a restart (``broker.embedded``): after ``start()`` clients
+The broker keeps nothing across a restart (``epic.broker.embedded``): after ``start()`` clients
 reconnect to an empty broker, subscribe again, and republish retained state.
 
 Use::

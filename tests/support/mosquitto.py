@@ -1,7 +1,7 @@
 """The real Mosquitto 2, started per test with EPIC's field configuration.
 
 ``mosquitto_factory(credentials_dir, tls=None)`` starts ``mosquitto -c <tmp>/mosquitto.conf``
-as rendered by ``broker.mosquitto_config.render_mosquitto_conf``: no anonymous clients,
+as rendered by ``epic.broker.mosquitto_config.render_mosquitto_conf``: no anonymous clients,
 ``credentials_dir/passwd`` and ``credentials_dir/acl`` (as ``epic broker credentials``
 writes them), persistence in a temporary folder, a plain listener on 127.0.0.1 and, with
 ``tls=TlsFiles(...)`` (``tests.support.tls.make_tls``), a TLS listener. Ports are free ones.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.mosquitto_config import render_mosquitto_conf
+from epic.broker.mosquitto_config import render_mosquitto_conf
 from tests.support.processes import stop_process
 from tests.support.tls import TlsFiles
 

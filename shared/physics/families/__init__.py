@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shared.geometry import CONTRACT
-from shared.physics.families.faults import (
+from epic.shared.geometry import CONTRACT
+from epic.shared.physics.families.faults import (
     FAULT_A,
     FAULT_B,
     FaultLevel,
@@ -20,7 +20,7 @@ from shared.physics.families.faults import (
     render_faulted,
     soften,
 )
-from shared.physics.families.layers import (
+from epic.shared.physics.families.layers import (
     EASY,
     HARD,
     Difficulty,
@@ -31,7 +31,7 @@ from shared.physics.families.layers import (
     regular_interfaces,
     stacked_interfaces,
 )
-from shared.physics.families.style import STYLE_A, STYLE_B, style_map
+from epic.shared.physics.families.style import STYLE_A, STYLE_B, style_map
 
 __all__ = ["FAMILIES", "GENERATORS_VERSION", "generate", "generate_batch"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shared.geometry import CONTRACT
-from shared.physics.families.layers import LayeredModel
+from epic.shared.geometry import CONTRACT
+from epic.shared.physics.families.layers import LayeredModel
 
 __all__ = [
     "FAULT_A",

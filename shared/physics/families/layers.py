@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.geometry import CONTRACT
+from epic.shared.geometry import CONTRACT
 
 __all__ = [
     "Difficulty",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.geometry import CONTRACT
+from epic.shared.geometry import CONTRACT
 
 __all__ = ["StyleLevel", "style_map"]
 

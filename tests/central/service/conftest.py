@@ -1,6 +1,6 @@
 """Real parts for the centre's tests: the shipped model deployed to a bundle, a tiny shot
 pool made by the simulator, the edges' real encoders run on it, and envelopes packed with
-``shared.wire.envelope`` exactly as an edge packs them."""
+``epic.shared.wire.envelope`` exactly as an edge packs them."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from shared.bundle import Manifest, load_edge_encoder, write_bundle
-from shared.data.normalization import Normalization
-from shared.pool import ShotPool, sample_id
-from shared.wire import Envelope, pack
+from epic.shared.bundle import Manifest, load_edge_encoder, write_bundle
+from epic.shared.data.normalization import Normalization
+from epic.shared.pool import ShotPool, sample_id
+from epic.shared.wire import Envelope, pack
 
 ROOT = Path(__file__).resolve().parents[3]
 FAMILY = "flatfault-a"
@@ -109,7 +109,7 @@ def _feed(bundle: Path, pool: ShotPool) -> Feed:
 
 
 def _device_ids(bundle: Path) -> list[str]:
-    from shared.bundle import load_manifest
+    from epic.shared.bundle import load_manifest
 
     return load_manifest(bundle).device_ids
 
@@ -139,7 +139,7 @@ async def publish(url: str, messages: Iterable[tuple[str, bytes]], retain: bool 
 @pytest.fixture
 def settings_for(tmp_path: Path) -> Callable[..., object]:
     """``settings_for(bundle, broker_url, **overrides)``: fast settings for a test service."""
-    from central.settings import CentralSettings
+    from epic.central.settings import CentralSettings
 
     def make(bundle: Path, broker: str, **overrides: object) -> CentralSettings:
         values: dict[str, object] = dict(

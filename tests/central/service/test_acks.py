@@ -1,4 +1,4 @@
-"""Manual PUBACKs (``central.acks``): the ledger's order, reaching paho through aiomqtt, and
+"""Manual PUBACKs (``epic.central.acks``): the ledger's order, reaching paho through aiomqtt, and
 the centre's consumer against a scripted broker on a real socket: a latent's PUBACK leaves
 only once its row is committed, and every PUBACK leaves in the order the PUBLISHes came
 (MQTT 3.1.1 [MQTT-4.6.0-2]), a rejected message's and a heartbeat's included."""
@@ -16,12 +16,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from central.acks import AckLedger, manual_acks
-from central.consumer import Consumer
-from central.pending import PendingLatents
-from central.settings import BrokerAddress
-from central.store import MapStore
-from central.validate import Arrival, Validator
+from epic.central.acks import AckLedger, manual_acks
+from epic.central.consumer import Consumer
+from epic.central.pending import PendingLatents
+from epic.central.settings import BrokerAddress
+from epic.central.store import MapStore
+from epic.central.validate import Arrival, Validator
 from tests.faults.rawmqtt import packet, read_packet
 
 from .conftest import Feed

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from central.assembler import Assembler, Outcome
-from central.validate import Arrival
+from epic.central.assembler import Assembler, Outcome
+from epic.central.validate import Arrival
 
 DEVICES = ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"]
 

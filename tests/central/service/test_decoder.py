@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from central.assembler import ReadySample
-from central.decoder import Decoder, DecoderRuntime
-from central.validate import Arrival
-from shared.bundle import load_central_model
-from shared.models.checkpoint import load_checkpoint
+from epic.central.assembler import ReadySample
+from epic.central.decoder import Decoder, DecoderRuntime
+from epic.central.validate import Arrival
+from epic.shared.bundle import load_central_model
+from epic.shared.models.checkpoint import load_checkpoint
 
 from .conftest import ROOT, Feed
 

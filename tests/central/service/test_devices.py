@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from central.devices import DeviceRegistry
-from central.schemas import DeviceHealth
-from central.validate import Arrival, DeviceReport
+from epic.central.devices import DeviceRegistry
+from epic.central.schemas import DeviceHealth
+from epic.central.validate import Arrival, DeviceReport
 
 
 class Tick:

@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from central.assembler import Assembler
-from central.devices import DeviceRegistry
-from central.metrics import Metrics
-from central.pipeline import Pipeline
-from central.validate import DeviceReport
+from epic.central.assembler import Assembler
+from epic.central.devices import DeviceRegistry
+from epic.central.pipeline import Pipeline
+from epic.central.prometheus import Metrics
+from epic.central.validate import DeviceReport
 
 IDS = ["dev-0", "dev-1", "dev-2", "dev-3"]
 
@@ -48,7 +48,7 @@ def test_a_drop_warns_unless_the_missing_devices_were_stopped(
         say(p, device, True)
     for device, reason in goodbyes.items():
         say(p, device, False, reason)
-    with caplog.at_level(logging.INFO, logger="central.pipeline"):
+    with caplog.at_level(logging.INFO, logger="epic.central.pipeline"):
         p.on_drop("s-1", "too-few-devices", ["dev-0", "dev-1"])
     (record,) = caplog.records
     assert record.levelno == level, record.getMessage()

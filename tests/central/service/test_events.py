@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from central.events import EventHub
+from epic.central.events import EventHub
 
 
 def test_slow_subscriber_is_dropped_and_a_reader_keeps_everything() -> None:

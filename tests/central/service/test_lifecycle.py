@@ -1,5 +1,5 @@
 """The centre's parts exist from the step of ``start()`` that builds them: None before, and
-``stop()`` closes only what exists (as ``edge.daemon`` does)."""
+``stop()`` closes only what exists (as ``epic.edge.daemon`` does)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from central.service import CentralService
-from central.settings import CentralSettings
-from shared.errors import UserError
+from epic.central.service import CentralService
+from epic.central.settings import CentralSettings
+from epic.shared.errors import UserError
 
 PARTS = ("manifest", "http", "registry", "store", "decoder", "assembler", "pending", "pipeline",
          "consumer")  # fmt: skip

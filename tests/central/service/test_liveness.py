@@ -5,9 +5,9 @@ The device registry and the assembler are wired as the service wires them
 
 from __future__ import annotations
 
-from central.assembler import Outcome
-from central.devices import DeviceRegistry, is_alive
-from central.validate import DeviceReport
+from epic.central.assembler import Outcome
+from epic.central.devices import DeviceRegistry, is_alive
+from epic.central.validate import DeviceReport
 from tests.central.service.test_assembler import DEVICES, FakeClock, arrival, make
 
 

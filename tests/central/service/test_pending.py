@@ -1,4 +1,4 @@
-"""The pending table (``central.pending``) on a real SQLite file: a row is committed before
+"""The pending table (``epic.central.pending``) on a real SQLite file: a row is committed before
 its acknowledgement runs, rows come back in arrival order, a stored map removes the rows of
 the latents it used (and only those), decided samples and the row bound remove the rest,
 a failing database still acknowledges (and says so), and ``reload`` gives the assembler
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from central.assembler import Assembler
-from central.pending import PendingLatents, PendingRow, reload
-from central.store import MapStore
-from central.validate import Validator
+from epic.central.assembler import Assembler
+from epic.central.pending import PendingLatents, PendingRow, reload
+from epic.central.store import MapStore
+from epic.central.validate import Validator
 
 from .conftest import Feed
 from .test_assembler import FakeClock
@@ -126,7 +126,7 @@ def test_the_first_copy_stays_and_rows_beyond_the_bound_go_oldest_first(
                                                       ("s4", "dev-0")]  # fmt: skip
             assert pending.rows == 3 and pending.pruned == 2
 
-    with caplog.at_level(logging.WARNING, "central.pending"):
+    with caplog.at_level(logging.WARNING, "epic.central.pending"):
         asyncio.run(main())
     assert "pending latents beyond 3: the 2 oldest dropped" in caplog.text
 
@@ -153,7 +153,7 @@ def test_a_locked_database_still_acknowledges_and_says_so(
             await pending.flush(5)
             assert on_disk(db) == [("b", "dev-0")] and acked == ["a", "b"]
 
-    with caplog.at_level(logging.WARNING, "central.pending"):
+    with caplog.at_level(logging.WARNING, "epic.central.pending"):
         asyncio.run(main())
     assert (
         "pending latents not written" in caplog.text and "acknowledged all the same" in caplog.text

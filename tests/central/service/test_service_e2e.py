@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from central.service import CentralService
+from epic.central.service import CentralService
 from tests.support.brokers import BrokerProcess
 from tests.support.mqtt import collect
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from central.ratelimit import RateLimitedLog
-from central.settings import CentralSettings, broker_address, default_db_path
+from epic.central.ratelimit import RateLimitedLog
+from epic.central.settings import CentralSettings, broker_address, default_db_path
 
 
 def test_defaults_and_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ import httpx
 import pytest
 import websockets
 
-import shared.bundle
-from central.service import CentralService
+from epic.central.service import CentralService
+from epic.shared import bundle
 
 from .conftest import ROOT
 
@@ -31,13 +31,13 @@ from .conftest import ROOT
 def held_load(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """The model load waits until the test sets the event (set at the end in any case)."""
     release = threading.Event()
-    real = shared.bundle.load_central_model
+    real = bundle.load_central_model
 
     def slow(bundle: Path):  # type: ignore[no-untyped-def]
         assert release.wait(60), "the test never released the model load"
         return real(bundle)
 
-    monkeypatch.setattr(shared.bundle, "load_central_model", slow)
+    monkeypatch.setattr(bundle, "load_central_model", slow)
     yield release
     release.set()
 

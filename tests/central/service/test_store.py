@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from central.schemas import MapSummary, MapTimings
-from central.store import MapStore
-from shared.data.errors import DataError
+from epic.central.schemas import MapSummary, MapTimings
+from epic.central.store import MapStore
+from epic.shared.errors import DataError
 
 
 def summary(sample: str, version: int = 1, partial: bool = False) -> MapSummary:

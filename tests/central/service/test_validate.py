@@ -10,8 +10,8 @@ import zlib
 import numpy as np
 import pytest
 
-from central.validate import Arrival, DeviceReport, Rejected, Validator
-from shared.wire import pack
+from epic.central.validate import Arrival, DeviceReport, Rejected, Validator
+from epic.shared.wire import pack
 
 from .conftest import Feed
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lab.bench.energy import (
+from epic.lab.bench.energy import (
     TAIL_TIME_S,
     EnergyFigures,
     per_sample_energy,

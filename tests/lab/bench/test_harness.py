@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab.bench.energy import ALPHA_UP_MW_PER_MBPS, BETA_MW, TAIL_POWER_MW
-from lab.bench.harness import _ratios
-from lab.bench.observer import EnvelopeRecord, MapRecord, map_record
-from lab.bench.report import MODEL_KEYS, check_schema, markdown, plot
-from lab.bench.runner import RunSpec, _kill_plan
-from lab.bench.scenarios import Deployed, parse_checkpoints, resolve_checkpoint
-from lab.bench.stats import (
+from epic.lab.bench.document import MODEL_KEYS, check_schema, markdown, plot
+from epic.lab.bench.energy import ALPHA_UP_MW_PER_MBPS, BETA_MW, TAIL_POWER_MW
+from epic.lab.bench.harness import _ratios
+from epic.lab.bench.observer import EnvelopeRecord, MapRecord, map_record
+from epic.lab.bench.runner import RunSpec, _kill_plan
+from epic.lab.bench.scenarios import Deployed, parse_checkpoints, resolve_checkpoint
+from epic.lab.bench.stats import (
     energy_per_device,
     model_figures,
     percentile,
@@ -24,8 +24,7 @@ from lab.bench.stats import (
     stage_latencies,
     throughput,
 )
-from shared.data.errors import DataError
-from shared.errors import OptionError
+from epic.shared.errors import DataError, OptionError
 from tests.lab.conftest import assert_one_line_error
 
 MS = 1_000_000  # ns
@@ -252,7 +251,7 @@ def test_kill_plan_cuts_one_more_edge_every_k_samples(tmp_path: Path) -> None:
 
 
 def test_checkpoints_default_to_the_shipped_ones(tmp_path: Path, monkeypatch) -> None:
-    from lab.bench import scenarios
+    from epic.lab.bench import scenarios
 
     for model in ("epic", "inversionnet", "fla", "sla"):
         assert resolve_checkpoint(model, {}).is_file()

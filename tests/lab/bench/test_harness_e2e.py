@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench.report import MODEL_KEYS, check_schema
+from epic.lab.bench.document import MODEL_KEYS, check_schema
 
 
 @pytest.mark.slow

@@ -10,11 +10,11 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from edge.config import EdgeConfig
-from edge.connection import BrokerEndpoint
-from lab.bench.edge_group import run_group
-from shared.bundle import write_bundle
-from shared.physics.families import GENERATORS_VERSION
+from epic.edge.config import EdgeConfig
+from epic.edge.connection import BrokerEndpoint
+from epic.lab.bench.edge_group import run_group
+from epic.shared.bundle import write_bundle
+from epic.shared.physics.families import GENERATORS_VERSION
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -76,7 +76,7 @@ def test_group_runs_each_device_as_its_own_daemon(embedded_broker, tmp_path: Pat
 
 @pytest.mark.parametrize("argv", [["--devices", "dev-0"], []])
 def test_group_command_line_refuses_missing_options(argv: list[str]) -> None:
-    from lab.bench.edge_group import main
+    from epic.lab.bench.edge_group import main
 
     with pytest.raises(SystemExit) as exc:
         main(argv)

@@ -7,7 +7,7 @@ import asyncio
 
 import aiomqtt
 
-from lab.bench.link import LinkProxy
+from epic.lab.bench.link import LinkProxy
 from tests.support.brokers import BrokerProcess
 from tests.support.mqtt import next_message
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench.link import READ_BYTES, LinkProxy
-from lab.bench.link_profile import LinkProfile
+from epic.lab.bench.link import READ_BYTES, LinkProxy
+from epic.lab.bench.link_profile import LinkProfile
 from tests.lab.bench.tcp import Sink, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -192,7 +192,7 @@ def test_the_command_line_prints_its_port_and_on_sigterm_its_stats(tmp_path: Pat
     async def main() -> None:
         async with asyncio.timeout(30), Sink(echo=True) as sink:
             proc = await asyncio.create_subprocess_exec(
-                *[sys.executable, "-m", "lab.bench.link", "--profile", "wifi"],
+                *[sys.executable, "-m", "epic.lab.bench.link", "--profile", "wifi"],
                 *["--listen", "127.0.0.1:0", "--target", f"127.0.0.1:{sink.port}"],
                 *["--stats-file", str(tmp_path / "stats.json")],
                 cwd=REPO,
@@ -231,7 +231,7 @@ def test_the_command_line_prints_its_port_and_on_sigterm_its_stats(tmp_path: Pat
 def test_the_command_line_refuses_bad_values_in_one_line(
     args: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lab.bench.link import main
+    from epic.lab.bench.link import main
 
     assert main(["--target", "127.0.0.1:1883", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
-from lab.bench.link import LinkProxy
-from lab.bench.link_profile import LinkProfile, mathis_rate_bps
+from epic.lab.bench.link import LinkProxy
+from epic.lab.bench.link_profile import LinkProfile, mathis_rate_bps
 from tests.lab.bench.tcp import Sink, wait_until
 
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # files only: no display on a training server or in CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["plot_predictions"]
 

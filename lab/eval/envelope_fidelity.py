@@ -8,7 +8,7 @@ counts the dropped directions as well as the quantization, all that the wire cos
 Used by ``tests/shared/test_envelope_fidelity.py`` (small simulated set, in CI) and by hand
 on held-out data for the figures in ``shared/wire/envelope.py``'s docstring::
 
-    python -m lab.envelope_fidelity models/epic-lite-5.pt data/real/FlatVelA-test11 ...
+    python -m epic.lab.eval.envelope_fidelity models/epic-lite-5.pt data/real/FlatVelA-test11 ...
         [--against runs/epic-lite-5-tokens.pt]
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.data.openfwi import OpenFWIDataset
-from shared.metrics import ssim
-from shared.models.base import FWIModel
-from shared.models.checkpoint import load_checkpoint
-from shared.wire import Envelope, LatentDtype, pack, unpack
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.map_quality import ssim
+from epic.shared.models.base import FWIModel
+from epic.shared.models.checkpoint import load_checkpoint
+from epic.shared.wire import Envelope, LatentDtype, pack, unpack
 
 __all__ = ["wire_fidelity"]
 
@@ -88,7 +88,7 @@ def wire_fidelity(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lab.envelope_fidelity")
+    parser = argparse.ArgumentParser(prog="python -m epic.lab.eval.envelope_fidelity")
     parser.add_argument("checkpoint")
     parser.add_argument("folders", nargs="+")
     parser.add_argument("--against", help="reference checkpoint (the uncompressed model)")

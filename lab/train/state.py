@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from shared.data.errors import DataError
+from epic.shared.errors import DataError
 
 __all__ = ["FORMAT", "last_path", "load_state", "rng_state", "save_state", "set_rng_state"]
 

@@ -1,4 +1,4 @@
-"""A part started by ``epic.launcher`` stops when its supervisor is gone.
+"""A part started by ``epic.shared.launcher`` stops when its supervisor is gone.
 
 The demo's parts run in their own sessions (so that Ctrl-C reaches the supervisor only, which
 then stops them in order); a supervisor killed hard (SIGKILL, or a closed terminal) can stop

@@ -3,9 +3,9 @@ batched PyTorch propagator and kept there as tensors, never written to disk.
 
 This is how ``epic train --maps ... --family ...`` feeds a GPU. The maps come from
 OpenFWI-style sources (a zip, folder or file of ``modelK``/``vmodelK``/``velK_*`` arrays,
-``shared.data.simulate_maps``) and from the family generators (``NAME=COUNT``, maps
+``epic.shared.data.simulate_maps``) and from the family generators (``NAME=COUNT``, maps
 ``0 .. COUNT-1`` of the seeded stream). A validation share of every source is held out the
-way ``lab.splits`` holds out a share of every folder: depending only on the seed and the
+way ``epic.lab.train.splits`` holds out a share of every folder: depending only on the seed and the
 source sizes.
 
 Sources are simulated in the order given and within a time budget (``minutes``): every
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lab.errors import ConfigError
-from shared.data.simulate_maps import check_maps, find_map_files
-from shared.geometry import CONTRACT, Geometry
-from shared.physics.propagator import BatchedPropagator
+from epic.shared.data.simulate_maps import check_maps, find_map_files
+from epic.shared.errors import ConfigError
+from epic.shared.geometry import CONTRACT, Geometry
+from epic.shared.physics.propagator import BatchedPropagator
 
 __all__ = ["MapSource", "SimulatedSplit", "TensorSet", "map_sources", "simulate_split"]
 
@@ -66,7 +66,7 @@ def map_sources(
 ) -> list[MapSource]:
     """The maps of every ``--maps`` source (the first ``limit`` of each, if given) and of
     every generated family (``families``: name -> count, stream ``seed``)."""
-    from shared.physics.families import FAMILIES
+    from epic.shared.physics.families import FAMILIES
 
     sources = [_real_source(Path(p), limit, geometry) for p in maps]
     for name, count in families.items():
@@ -85,7 +85,7 @@ def _generate(family: str, seed: int, count: int, per_task: int = 250) -> np.nda
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from shared.physics.families import generate_batch
+    from epic.shared.physics.families import generate_batch
 
     workers = min(os.cpu_count() or 1, -(-count // per_task))
     if workers <= 1:

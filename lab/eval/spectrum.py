@@ -1,11 +1,11 @@
 """What EPIC-Net's time decimation keeps and loses, read off real shot gathers.
 
-    python -m lab.spectrum DIR [--samples 64] [--factor 8] [--plot docs/spectrum.png]
+    python -m epic.lab.eval.spectrum DIR [--samples 64] [--factor 8] [--plot docs/spectrum.png]
 
 The mean amplitude spectrum over every trace of ``--samples`` samples of an OpenFWI-layout
 folder, raw and as the encoder reads it (after the per-shot normalization, whose log
 compression adds harmonics), beside the decimation filter's response
-(``shared.models.decimation``). Prints the share of each spectrum's energy above the
+(``epic.shared.models.decimation``). Prints the share of each spectrum's energy above the
 filter's -6 dB point and above the decimated Nyquist frequency: what the encoder can no
 longer see. (The raw gathers hold next to nothing there; the normalized ones hold the
 harmonics that the log compression makes, not information about the subsurface.)
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.data.normalization import Normalization
-from shared.data.openfwi import OpenFWIDataset
-from shared.models.decimation import lowpass_taps
-from shared.partition import device_blocks
+from epic.shared.data.normalization import Normalization
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.models.decimation import lowpass_taps
+from epic.shared.partition import device_blocks
 
 __all__ = ["main", "spectra"]
 

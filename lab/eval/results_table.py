@@ -1,6 +1,6 @@
 """The results table: every checkpoint on every test folder, as Markdown (and JSON).
 
-Orchestration and formatting only: the figures are ``lab.evaluate.evaluate``'s. Each test
+Orchestration and formatting only: the figures are ``epic.lab.eval.evaluate.evaluate``'s. Each test
 folder is one family, named by its folder name; a checkpoint's "mean" is the plain mean over
 folders (each family counts the same, whatever its size). Robustness: the mean SSIM with
 k = 0 .. N-1 of the model's N devices dropped at random per sample (``drop_seed``).
@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from lab.errors import ConfigError
-from lab.evaluate import evaluate
-from lab.inference import resolve_device
-from lab.paper_figures import beside_the_paper
-from lab.splits import open_folders
-from shared.models.checkpoint import load_checkpoint
+from epic.lab.eval.evaluate import evaluate
+from epic.lab.eval.paper_figures import beside_the_paper
+from epic.lab.inference import resolve_device
+from epic.lab.train.splits import open_folders
+from epic.shared.errors import ConfigError
+from epic.shared.models.checkpoint import load_checkpoint
 
 __all__ = ["build_report", "format_markdown"]
 
@@ -197,8 +197,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         "# Results",
         "",
         "Every checkpoint scored on every test folder (one folder per family), written by",
-        "`epic report` (`lab/report.py`, figures from `lab/evaluate.py`). Re-run this command",
-        "to re-create this file:",
+        "`epic report` (`lab/eval/results_table.py`, figures from `lab/eval/evaluate.py`).",
+        "Re-run this command to re-create this file:",
         "",
         "```sh",
         report["command"],

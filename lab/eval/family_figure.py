@@ -1,8 +1,8 @@
 """Real OpenFWI maps beside the simulator's, for the three A families we train on.
 
-``python -m lab.family_figure`` writes ``docs/family-comparison.png`` (one pair of rows per
-family: real on top, simulated below, one colour scale in m/s) and prints the statistics
-of ``shared.physics.families.statistics`` for both. Real maps are read from the user's copy
+``python -m epic.lab.eval.family_figure`` writes ``docs/family-comparison.png`` (one pair of
+rows per family: real on top, simulated below, one colour scale in m/s) and prints the statistics
+of ``epic.shared.physics.families.statistics`` for both. Real maps are read from the user's copy
 of OpenFWI in ``../shared/openfwi/`` (CC BY-NC-SA: cite it wherever the picture is shown).
 """
 
@@ -18,11 +18,11 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shared.geometry import CONTRACT
-from shared.physics.families import generate_batch
-from shared.physics.families.statistics import compare, read_zipped_maps
+from epic.shared.geometry import CONTRACT
+from epic.shared.physics.families import generate_batch
+from epic.shared.physics.families.statistics import compare, read_zipped_maps
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OPENFWI = REPO.parent / "shared" / "openfwi"
 FAMILIES = {  # family: (title, held-out real file)
     "flatvel-a": ("FlatVel-A", "FlatVelA-test11.zip"),
@@ -73,7 +73,7 @@ def figure(openfwi: Path, out: Path, per_row: int = 5, seed: int = 0) -> dict[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m lab.family_figure", description=__doc__.split("\n")[0]
+        prog="python -m epic.lab.eval.family_figure", description=__doc__.split("\n")[0]
     )
     p.add_argument("--openfwi", type=Path, default=OPENFWI, help="folder of OpenFWI zips")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "family-comparison.png")

@@ -7,17 +7,17 @@ so that their figures compare.
   one epoch, 200 steps) and then follows a cosine down to 1 % of ``lr`` at the last step; the
   attention layers of EPIC-Net train badly from a cold start at full rate. Gradients are
   clipped to norm ``clip``.
-* A validation split held out per folder (``lab.splits``), never trained on; the best
+* A validation split held out per folder (``epic.lab.train.splits``), never trained on; the best
   epoch by validation SSIM (all devices present) is written to ``out`` with
   ``save_checkpoint``, the training state to ``lab.trainstate.last_path(out)`` every epoch.
-* Augmentation and device dropout: ``lab.augment``.
+* Augmentation and device dropout: ``epic.lab.train.augment``.
 * ``max_minutes`` stops after the epoch that spends the budget (training and validation
   time, summed over resumed sessions), so runs on the same machine get the same time. With
   ``schedule="time"`` the cosine ends at whichever comes first, the last epoch's step or
   the budget, so a run stopped by the clock (a GPU lent for minutes) has still annealed its
   learning rate; such a run is not step-for-step reproducible.
 * Data read from folders (``--data``) or simulated on the compute device (``--maps``,
-  ``--family``: ``lab.simulated_set``, the GPU path); both train the same way.
+  ``--family``: ``epic.lab.train.simulated_set``, the GPU path); both train the same way.
 """
 
 from __future__ import annotations
@@ -35,17 +35,22 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lab import augment
-from lab.config import TrainConfig, build, device_of, train_autocast
-from lab.errors import ConfigError, TrainingDiverged
-from lab.inference import Figures, normalize
-from lab.runmeta import check_resumable, checkpoint_meta, epoch_line
-from lab.splits import open_folders, split_folders
-from lab.trainstate import last_path, load_state, rng_state, save_state, set_rng_state
-from shared.models.base import FWIModel
-from shared.models.checkpoint import save_checkpoint
+from epic.lab.inference import Figures, normalize
+from epic.lab.train import augment
+from epic.lab.train.config import TrainConfig, build, device_of, train_autocast
+from epic.lab.train.runmeta import check_resumable, checkpoint_meta, epoch_line
+from epic.lab.train.splits import open_folders, split_folders
+from epic.lab.train.state import last_path, load_state, rng_state, save_state, set_rng_state
+from epic.shared.errors import ConfigError
+from epic.shared.models.base import FWIModel
+from epic.shared.models.checkpoint import save_checkpoint
 
 __all__ = ["ConfigError", "TrainConfig", "TrainResult", "TrainingDiverged", "train"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says when and what to try (a bug or a bad
+    learning rate rather than a user's input, hence not a ``UserError``)."""
 
 
 @dataclass
@@ -96,7 +101,7 @@ def _load_data(cfg: TrainConfig, device: torch.device, log: Callable[[str], None
     maps simulated on ``device`` (``TensorSet`` halves)."""
     if cfg.data:
         return split_folders(open_folders(cfg.data), cfg.val_fraction, cfg.seed)
-    from lab.simulated_set import map_sources, simulate_split
+    from epic.lab.train.simulated_set import map_sources, simulate_split
 
     sources = map_sources(cfg.maps, cfg.families, cfg.seed, cfg.maps_limit)
     return simulate_split(
@@ -114,7 +119,7 @@ def _batches(
     part: Any, cfg: TrainConfig, device: torch.device, order: list[int] | None, drop_last: bool
 ) -> Any:
     """Batches of one half of a split, in ``order`` (None: as stored)."""
-    from lab.simulated_set import TensorSet
+    from epic.lab.train.simulated_set import TensorSet
 
     if isinstance(part, TensorSet):
         return part.batches(range(len(part)) if order is None else order, cfg.batch_size, drop_last)

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
-from lab.errors import ConfigError
-from shared.data.errors import DataError
-from shared.data.openfwi import OpenFWIDataset
-from shared.geometry import CONTRACT, Geometry
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.errors import ConfigError, DataError
+from epic.shared.geometry import CONTRACT, Geometry
 
 __all__ = ["Split", "open_folders", "split_folders"]
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lab.errors import ConfigError
+from epic.shared.errors import ConfigError
 
 if TYPE_CHECKING:
-    from lab.config import TrainConfig
-    from lab.splits import Split
-    from shared.models.base import FWIModel
+    from epic.lab.train.config import TrainConfig
+    from epic.lab.train.splits import Split
+    from epic.shared.models.base import FWIModel
 
 __all__ = ["check_resumable", "checkpoint_meta", "epoch_line"]
 

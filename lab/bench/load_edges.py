@@ -11,7 +11,8 @@ device at slot ``K``; each then produces ``--max-samples`` shots at ``--rate`` (
 run late, none is skipped), drains its outbox and stops. The last line printed is
 ``stats {...}``: per device, what it produced and sent and what its outbox still holds.
 
-    python -m lab.load_edges --bundle B --broker mqtt://127.0.0.1:PORT --devices dev-0,dev-1 \\
+    python -m epic.lab.bench.load_edges --bundle B --broker mqtt://127.0.0.1:PORT \\
+        --devices dev-0,dev-1 \\
         --rate 2 --max-samples 60 --workdir DIR --group 0
 """
 
@@ -66,9 +67,9 @@ async def _enter_all(daemons: list, stack: contextlib.AsyncExitStack) -> list:
 
 async def run_group(args: argparse.Namespace) -> dict[str, dict]:
     """Run the group's daemons from the agreed slot until each has sent everything."""
-    from edge.config import EdgeConfig
-    from edge.connection import BrokerEndpoint
-    from edge.daemon import EdgeDaemon
+    from epic.edge.config import EdgeConfig
+    from epic.edge.connection import BrokerEndpoint
+    from epic.edge.daemon import EdgeDaemon
 
     endpoint = BrokerEndpoint.parse(args.broker)
     workdir = Path(args.workdir)
@@ -111,7 +112,9 @@ async def run_group(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab.load_edges", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m epic.lab.bench.load_edges", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--bundle", required=True)
     p.add_argument("--broker", required=True)
     p.add_argument("--devices", required=True, help="comma-separated device ids")

@@ -1,7 +1,7 @@
 """Fidelity of a checkpoint on any OpenFWI-layout folders: SSIM, MAE and RMSE (m/s).
 
 Every sample of every folder counts; figures are means of per-sample values
-(``shared.metrics``), overall and per folder. With ``drop_devices=K`` each sample loses K
+(``epic.shared.map_quality``), overall and per folder. With ``drop_devices=K`` each sample loses K
 random devices (drawn once for the whole run from ``seed``, in sample order, so the same
 command always drops the same devices whatever the batch size): the paper's robustness
 test for late or dead devices.
@@ -18,11 +18,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lab.augment import drop_exactly
-from lab.errors import ConfigError
-from lab.inference import Figures, normalize, resolve_device
-from lab.splits import open_folders
-from shared.models.checkpoint import load_checkpoint
+from epic.lab.inference import Figures, normalize, resolve_device
+from epic.lab.train.augment import drop_exactly
+from epic.lab.train.splits import open_folders
+from epic.shared.errors import ConfigError
+from epic.shared.models.checkpoint import load_checkpoint
 
 __all__ = ["evaluate", "format_table"]
 
@@ -94,7 +94,7 @@ def evaluate(
             )
     bar.close()
     if plot is not None:
-        from lab.plots import plot_predictions
+        from epic.lab.eval.plots import plot_predictions
 
         truths, preds, labels = zip(*shown, strict=True)
         dropped = f", {drop_devices} of {n} devices dropped" if drop_devices else ""

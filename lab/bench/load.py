@@ -1,18 +1,18 @@
 """Load run: 70 real edges at 2 samples/s each into one centre, and what came out.
 
-Every part is a real process: the broker (``epic broker``, or Mosquitto), the centre
-(``epic central``) and the edges (``lab.load_edges``: whole ``EdgeDaemon`` s, several to a
-process, each with its own MQTT connection, encoder and outbox). The model is an EPIC-Net
-lite built for ``--devices`` devices (architecture-identical to the shipped one, *untrained*:
-its maps mean nothing, its costs are the real ones), deployed with ``write_bundle``.
+Every part is a real process: the broker (``epic broker``, or Mosquitto), the centre (``epic
+central``) and the edges (``epic.lab.bench.load_edges``: whole ``EdgeDaemon`` s, several to a
+process, each with its own MQTT connection, encoder and outbox). The model is an EPIC-Net lite built
+for ``--devices`` devices (architecture-identical to the shipped one, *untrained*: its maps mean
+nothing, its costs are the real ones), deployed with ``write_bundle``.
 
 All devices start at one agreed time slot and produce ``duration * rate`` shots each. The run
 then checks what the issue asks: every latent reached the centre (no sample lost, none
 partial), the end-to-end p95 (map stored minus shot acquired) is under the deadline, and the
 centre's resident memory stays flat (``VmRSS`` of its process, sampled every few seconds).
 
-    python -m lab.load                       # 70 edges, 2/s, 5 minutes, embedded broker
-    python -m lab.load --duration 30 --json runs/load.json
+    python -m epic.lab.bench.load                       # 70 edges, 2/s, 5 minutes, embedded broker
+    python -m epic.lab.bench.load --duration 30 --json runs/load.json
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from central.settings import CentralSettings
+from epic.central.settings import CentralSettings
 
 __all__ = ["LoadConfig", "LoadReport", "make_bundle", "run_load"]
 
@@ -105,9 +105,9 @@ def make_bundle(workdir: Path, devices: int) -> Path:
     """An untrained EPIC-Net lite for ``devices`` devices, deployed (made once per folder)."""
     import torch
 
-    from shared.bundle import write_bundle
-    from shared.models.checkpoint import save_checkpoint
-    from shared.models.registry import build_model
+    from epic.shared.bundle import write_bundle
+    from epic.shared.models.checkpoint import save_checkpoint
+    from epic.shared.models.registry import build_model
 
     out = workdir / f"bundle-{devices}"
     if (out / "manifest.json").is_file():
@@ -136,8 +136,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
     """Run it; every process is stopped before this returns, whatever happens."""
-    from epic.launcher import Child, Supervisor, free_port, get_json
-    from shared.pool import ShotPool
+    from epic.shared.launcher import Child, Supervisor, free_port, get_json
+    from epic.shared.pool import ShotPool
 
     started = time.monotonic()
     work = config.workdir
@@ -166,7 +166,7 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
         groups = [ids[k :: config.edge_procs] for k in range(config.edge_procs)]
         edges = []
         for k, group in enumerate(groups):
-            argv = [sys.executable, "-m", "lab.load_edges", "--bundle", str(bundle),
+            argv = [sys.executable, "-m", "epic.lab.bench.load_edges", "--bundle", str(bundle),
                     "--broker", url, "--devices", ",".join(group), "--rate", str(config.rate),
                     "--max-samples", str(config.samples), "--family", config.family,
                     "--pool-size", str(config.pool_size), "--cache-dir", str(cache),
@@ -179,7 +179,7 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
         for k, child in enumerate(edges):
             supervisor.wait_until(child, (work / f"ready-{k}").is_file, "its devices ready",
                                   timeout_s=300)  # fmt: skip
-        from edge.sources.base import current_slot
+        from epic.edge.sources.base import current_slot
 
         start_slot = current_slot(time.time_ns(), config.rate) + max(2, round(config.rate))
         (work / "go.tmp").write_text(json.dumps({"start_slot": start_slot}))
@@ -198,7 +198,7 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
 
 
 def _start_broker(config: LoadConfig, supervisor: Any) -> str:
-    from epic.launcher import Child, free_port
+    from epic.shared.launcher import Child, free_port
 
     if config.broker.startswith("mqtt://"):
         return config.broker
@@ -219,7 +219,7 @@ def _start_broker(config: LoadConfig, supervisor: Any) -> str:
 
 def _watch(config: LoadConfig, central: Any, edges: list, api: str, say: Any) -> list:
     """Sample the centre's RSS until the edges finish and every sample is in (bounded)."""
-    from epic.launcher import get_json
+    from epic.shared.launcher import get_json
 
     pid = central.process.pid
     series: list[tuple[float, float]] = []
@@ -246,14 +246,14 @@ def _watch(config: LoadConfig, central: Any, edges: list, api: str, say: Any) ->
 
 
 def _all_complete(api: str, samples: int) -> bool:
-    from epic.launcher import get_json
+    from epic.shared.launcher import get_json
 
     maps = (get_json(f"{api}/api/maps?limit={min(samples, 500)}", timeout=30) or {}).get("maps")
     return bool(maps) and not any(m["devices_missing"] for m in maps)
 
 
 def _collect(config: LoadConfig, api: str, series: list, edges: list) -> LoadReport:
-    from epic.launcher import get_json
+    from epic.shared.launcher import get_json
 
     maps: list[dict] = []
     before = None
@@ -294,7 +294,9 @@ def _collect(config: LoadConfig, api: str, series: list, edges: list) -> LoadRep
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab.load", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m epic.lab.bench.load", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--devices", type=int, default=70)
     p.add_argument("--rate", type=float, default=2.0, help="samples per second per edge")
     p.add_argument("--duration", type=float, default=300.0, help="seconds of shots")

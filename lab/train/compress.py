@@ -1,4 +1,4 @@
-"""``epic compress``: fit a trained EPIC-Net's wire code (``shared.models.wire_code``).
+"""``epic compress``: fit a trained EPIC-Net's wire code (``epic.shared.models.wire_code``).
 
 Encodes the given folders (training data: the code must describe the latents the model
 makes in the field, not one test set), fits each device's principal axes and writes a new
@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from lab.errors import ConfigError
-from shared.data.openfwi import OpenFWIDataset
-from shared.models.checkpoint import load_checkpoint, save_checkpoint
-from shared.models.epicnet import EpicNet
-from shared.models.registry import build_from_config
-from shared.models.wire_code import fit_pair
+from epic.shared.data.openfwi import OpenFWIDataset
+from epic.shared.errors import ConfigError
+from epic.shared.models.checkpoint import load_checkpoint, save_checkpoint
+from epic.shared.models.epicnet import EpicNet
+from epic.shared.models.registry import build_from_config
+from epic.shared.models.wire_code import fit_pair
 
 __all__ = ["compress"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from pytorch_msssim import ssim as _ssim
 
-from shared.geometry import CONTRACT
+from epic.shared.geometry import CONTRACT
 
 __all__ = ["mae", "rmse", "ssim"]
 

@@ -4,7 +4,7 @@ Used by ``epic demo`` and the benchmark harness: each part (broker, centre, edge
 ``epic`` sub-command in its own process group with its log in a file, so one can be killed
 (a device dying) without touching the others, and Ctrl-C stops them all in order: the parts
 of a group (the edges) together, the groups in the reverse order of their start. A part
-whose supervisor is killed outright stops by itself (``epic.parentwatch``).
+whose supervisor is killed outright stops by itself (``epic.shared.parentwatch``).
 
 Logs: ``LOGS/<part>.log`` is this run's; each start moves the last ``KEEP_LOGS`` runs' to
 ``<part>.log.1`` (newest) ... ``.log.N``, and ``Supervisor.trim_logs`` does the same to a log
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from epic.parentwatch import ENV
-from shared.errors import UserError
+from epic.shared.errors import UserError
+from epic.shared.parentwatch import ENV
 
 __all__ = [
     "Child",

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from lab.errors import ConfigError
-from lab.inference import resolve_device
-from shared.models.base import FWIModel
-from shared.models.registry import build_model, model_class
+from epic.lab.inference import resolve_device
+from epic.shared.errors import ConfigError
+from epic.shared.models.base import FWIModel
+from epic.shared.models.registry import build_model, model_class
 
 __all__ = ["TrainConfig", "build", "device_of", "train_autocast"]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from shared.geometry import Geometry
+from epic.shared.geometry import Geometry
 
 __all__ = ["add_noise", "drop_exactly", "dropout_mask", "mirror", "mirror_offset"]
 

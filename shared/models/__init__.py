@@ -1,0 +1,1 @@
+"""The networks (EPIC-Net, InversionNet, FLA, SLA), their registry, checkpoints, wire code."""
