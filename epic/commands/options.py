@@ -73,8 +73,8 @@ def default_of(settings: str, name: str) -> Any:
     return cls.model_fields[name].get_default()
 
 
-CENTRE = "central.settings:CentralSettings"
-EDGE = "edge.config:EdgeConfig"
+CENTRE = "epic.central.settings:CentralSettings"
+EDGE = "epic.edge.config:EdgeConfig"
 
 
 def given_options(ctx: typer.Context, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,10 @@ __all__ = ["MODEL_NAMES", "build_from_config", "build_model", "model_class"]
 # name -> "module:Class"; imported on first use so that one model's import cost (or bug)
 # never touches the others.
 _MODELS = {
-    "epic": "shared.models.epicnet:EpicNet",
-    "inversionnet": "shared.models.inversionnet:InversionNet",
-    "fla": "shared.models.fla:FLA",
-    "sla": "shared.models.sla:SLA",
+    "epic": "epic.shared.models.epicnet:EpicNet",
+    "inversionnet": "epic.shared.models.inversionnet:InversionNet",
+    "fla": "epic.shared.models.fla:FLA",
+    "sla": "epic.shared.models.sla:SLA",
 }
 MODEL_NAMES = tuple(_MODELS)
 
