@@ -202,8 +202,11 @@ class EpicBroker(Broker):
                 self._drop_logged = time.monotonic()
                 log.warning(
                     "queue for offline client %s full (%d messages): dropping the oldest "
-                    "(%d dropped so far)", client, self.max_queued, self.queue_dropped[client],
-                )  # fmt: skip
+                    "(%d dropped so far)",
+                    client,
+                    self.max_queued,
+                    self.queue_dropped[client],
+                )
         await super()._retain_broadcast_message(broadcast, qos, target_session)
 
     async def _publish_retained_messages_for_subscription(

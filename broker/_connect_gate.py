@@ -59,8 +59,14 @@ async def admit(
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             connect = await ConnectPacket.from_stream(source)
-    except (TimeoutError, AMQTTError, MQTTError, NoDataError, asyncio.IncompleteReadError,
-            ValueError) as exc:  # fmt: skip
+    except (
+        TimeoutError,
+        AMQTTError,
+        MQTTError,
+        NoDataError,
+        asyncio.IncompleteReadError,
+        ValueError,
+    ) as exc:
         log.info("no usable CONNECT from %s: %s", writer.get_extra_info("peername"), exc)
         return None
     if not await asyncio.to_thread(check, connect.username, connect.password):

@@ -1,9 +1,10 @@
 """Topic access lists in Mosquitto's ``acl_file`` format: EPIC's rules, rendered and read back.
 
-EPIC's field rules (DESIGN.md, "Topics"): a device may only write its own topics and read
-nothing; the centre reads the whole deployment and writes only maps. :func:`render_acl` writes
-them for Mosquitto; :func:`parse_acl` reads such a file for the embedded broker, which applies
-it with Mosquitto's meaning (``epic.broker._plugins.AclFilePlugin``).
+EPIC's field rules (docs/architecture.md, "The topic tree"): a device may only write its own
+topics and read nothing; the centre reads the whole deployment and writes only maps.
+:func:`render_acl` writes them for Mosquitto; :func:`parse_acl` reads such a file for the
+embedded broker, which applies it with Mosquitto's meaning
+(``epic.broker._plugins.AclFilePlugin``).
 
 Supported lines: comments, ``user NAME``, and ``topic [read|write|readwrite|deny] TOPIC``;
 ``topic`` lines before any ``user`` line apply to clients without a username. ``pattern`` lines

@@ -1,6 +1,6 @@
-"""Ids that go into topics and user names (DESIGN.md, "Topics"): the one pattern and check are
-``epic.shared.wire.ids``'s, re-exported here for the broker's callers (a bad id is a
-``ValueError``)."""
+"""Ids that go into topics and user names (docs/architecture.md, "The topic tree"): the
+one pattern and check are ``epic.shared.wire.ids``'s, re-exported here for the broker's
+callers (a bad id is a ``ValueError``)."""
 
 from __future__ import annotations
 

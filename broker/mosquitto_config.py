@@ -112,8 +112,12 @@ def render_mosquitto_conf(
     # per listener whatever per_listener_settings says, so each listener repeats it.
     bound_ids = "use_username_as_clientid true"
     if local_port is not None:
-        lines += ["", "# Plain MQTT, this host only.", f"listener {local_port} 127.0.0.1",
-                  bound_ids]  # fmt: skip
+        lines += [
+            "",
+            "# Plain MQTT, this host only.",
+            f"listener {local_port} 127.0.0.1",
+            bound_ids,
+        ]
     if tls_port is not None:
         listener = f"listener {tls_port}" + (f" {tls_bind}" if tls_bind else "")
         lines += [

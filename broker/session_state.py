@@ -69,11 +69,14 @@ def write_sessions(path: Path | str, sessions: list[SavedSession]) -> None:
     body = {
         "version": VERSION,
         "sessions": [
-            {"client_id": s.client_id, "username": s.username,
-             "subscriptions": [list(sub) for sub in s.subscriptions]}
+            {
+                "client_id": s.client_id,
+                "username": s.username,
+                "subscriptions": [list(sub) for sub in s.subscriptions],
+            }
             for s in sessions
         ],
-    }  # fmt: skip
+    }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -65,9 +65,11 @@ MapFormat = Annotated[
     Query(description="npy: the float32 nz x nx array in m/s, as numpy.save writes it"),
 ]
 NPY_RESPONSE: dict[int | str, dict] = {
-    200: {"content": {"application/octet-stream": {}}, "description": "JSON, or with "
-          "?format=npy the array"}
-}  # fmt: skip
+    200: {
+        "content": {"application/octet-stream": {}},
+        "description": "JSON, or with ?format=npy the array",
+    }
+}
 
 
 def _view(conn: HTTPConnection) -> CentralView:
@@ -229,10 +231,13 @@ async def list_maps(
     "/api/maps/{sample_id}",
     response_model=MapDeleted,
     dependencies=[Depends(require_token)],
-    responses={**AUTH_RESPONSES, 404: {"description": "no map stored for this sample"},
-               503: {"description": "the database refused the change"}},
+    responses={
+        **AUTH_RESPONSES,
+        404: {"description": "no map stored for this sample"},
+        503: {"description": "the database refused the change"},
+    },
     tags=["maps"],
-)  # fmt: skip
+)
 async def delete_map(view: View, sample_id: SampleId) -> MapDeleted:
     """Delete every version of a sample's map (needs ``Authorization: Bearer <token>``)."""
     try:

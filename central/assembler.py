@@ -1,5 +1,5 @@
-"""EPIC-Mgmt: the buffer that turns arrivals into samples ready to decode (DESIGN.md,
-"Assembler semantics").
+"""EPIC-Mgmt: the buffer that turns arrivals into samples ready to decode (docs/architecture.md,
+"Assembler rules").
 
 - A sample's entry opens at its first latent; its deadline is that arrival plus
   ``T - t_dec`` (``clock="synced"``: the envelope's acquisition time plus ``T - t_dec``).
@@ -225,9 +225,12 @@ class Assembler:
             self._close(old_id)
             self.on_drop(old_id, "evicted", self._order(old.arrivals))
         entry = _Entry(
-            arrival.sample_id, 1, {arrival.device_id: arrival}, arrival.arrival_ns,
+            arrival.sample_id,
+            1,
+            {arrival.device_id: arrival},
+            arrival.arrival_ns,
             set(self.alive()),
-        )  # fmt: skip
+        )
         self._open[arrival.sample_id] = entry
         if self._complete(entry):
             self._mark_ready(entry)
@@ -250,9 +253,11 @@ class Assembler:
             record.pending.arrivals[arrival.device_id] = arrival
             return True
         entry = _Entry(
-            sid, record.version + 1, {**record.arrivals, arrival.device_id: arrival},
+            sid,
+            record.version + 1,
+            {**record.arrivals, arrival.device_id: arrival},
             min(a.arrival_ns for a in record.arrivals.values()),
-        )  # fmt: skip
+        )
         if len(self._open) >= self.max_open:
             return False  # a refinement never evicts a first decode
         self._open[sid] = entry

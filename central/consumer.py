@@ -129,8 +129,9 @@ class Consumer:
                     self.connected.set()
                     backoff.reset()
                     async with asyncio.TaskGroup() as tasks:
-                        self._reader = tasks.create_task(self._read(client, ledger),
-                                                         name="mqtt-read")  # fmt: skip
+                        self._reader = tasks.create_task(
+                            self._read(client, ledger), name="mqtt-read"
+                        )
                         tasks.create_task(self._send(client), name="mqtt-send")
             except* (aiomqtt.MqttError, OSError) as group:
                 exc = group.exceptions[0]
@@ -141,9 +142,12 @@ class Consumer:
                     log.warning("lost the broker %s (%s); reconnecting", self.address, exc)
                 else:
                     self._warn.warning(
-                        "connect", "broker %s unreachable (%s); retrying, every %.0f s at most",
-                        self.address, exc, BACKOFF_CAP_S,
-                    )  # fmt: skip
+                        "connect",
+                        "broker %s unreachable (%s); retrying, every %.0f s at most",
+                        self.address,
+                        exc,
+                        BACKOFF_CAP_S,
+                    )
             finally:
                 if ledger is not None:
                     ledger.close()
@@ -157,8 +161,11 @@ class Consumer:
         if self._reader is not None:
             self._reader.cancel()
         if self.pending is not None and not await self.pending.flush(wait_s):
-            log.warning("latents read were not all written within %.0f s of the stop; the "
-                        "broker sends those again at the next start", wait_s)  # fmt: skip
+            log.warning(
+                "latents read were not all written within %.0f s of the stop; the "
+                "broker sends those again at the next start",
+                wait_s,
+            )
 
     async def _read(self, client: aiomqtt.Client, ledger: AckLedger | None) -> None:
         async for message in client.messages:
@@ -180,8 +187,9 @@ class Consumer:
                 item = None
             if isinstance(item, Arrival):
                 if self.pending is not None and ledger is not None:
-                    row = PendingRow(item.sample_id, item.device_id, topic, payload,
-                                     item.arrival_ns)  # fmt: skip
+                    row = PendingRow(
+                        item.sample_id, item.device_id, topic, payload, item.arrival_ns
+                    )
                     on_durable = None if ticket is None else partial(ledger.done, ticket)
                     await self.pending.add(row, on_durable)  # acknowledged once written
                     ticket = None

@@ -26,8 +26,16 @@ from epic.central.validate import UNKNOWN_DEVICE, Arrival, DeviceReport, online_
 __all__ = ["DeviceRegistry", "is_alive"]
 
 Status = Literal["online", "offline", "unknown"]
-_KEPT = ("last_seen_ns", "bundle_hash", "software", "latents_received", "rejected",
-         "late_latents", "duplicates", "heartbeat")  # fmt: skip
+_KEPT = (
+    "last_seen_ns",
+    "bundle_hash",
+    "software",
+    "latents_received",
+    "rejected",
+    "late_latents",
+    "duplicates",
+    "heartbeat",
+)
 
 
 @dataclass
@@ -114,9 +122,9 @@ class DeviceRegistry:
             self._active(device, time.time_ns())
             self._changed(device)
             return
-        status: Status = "unknown" if payload is None else (
-            "online" if online_of(payload) else "offline"
-        )  # fmt: skip
+        status: Status = (
+            "unknown" if payload is None else ("online" if online_of(payload) else "offline")
+        )
         if payload is not None:
             device.bundle_hash = _str(payload.get("bundle_hash", payload.get("model_hash")))
             device.software = _str(payload.get("software", payload.get("version")))

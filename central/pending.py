@@ -141,8 +141,9 @@ class PendingLatents:
             removals = list(self._removals)
             self._removals.clear()
             if adds or removals:
-                rows = [(r.sample_id, r.device_id, r.topic, r.payload, r.arrival_ns)
-                        for r, _ in adds]  # fmt: skip
+                rows = [
+                    (r.sample_id, r.device_id, r.topic, r.payload, r.arrival_ns) for r, _ in adds
+                ]
                 result = await self.store.call(
                     lambda db, rows=rows, removals=removals: self._round(db, rows, removals)
                 )
@@ -177,21 +178,27 @@ class PendingLatents:
                 if self.rows + added - gone > self.max_rows:
                     pruned = db.execute(
                         "DELETE FROM pending WHERE seq <= (SELECT seq FROM pending "
-                        "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (self.max_rows,),
-                    ).rowcount  # fmt: skip
+                        "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                        (self.max_rows,),
+                    ).rowcount
         except sqlite3.Error as exc:
             self._warn.warning(
-                "pending", "pending latents not written to %s (%s): acknowledged all the same; "
-                "a crash now loses the samples they belong to", self.store.path, exc,
-            )  # fmt: skip
+                "pending",
+                "pending latents not written to %s (%s): acknowledged all the same; "
+                "a crash now loses the samples they belong to",
+                self.store.path,
+                exc,
+            )
             return None
         self.rows = max(0, self.rows + added - gone - pruned)
         if pruned:
             self.pruned += pruned
             self._warn.warning(
-                "pruned", "pending latents beyond %d: the %d oldest dropped (never decoded)",
-                self.max_rows, pruned,
-            )  # fmt: skip
+                "pruned",
+                "pending latents beyond %d: the %d oldest dropped (never decoded)",
+                self.max_rows,
+                pruned,
+            )
         return added
 
 
@@ -218,8 +225,12 @@ async def reload(pending: PendingLatents, validator: Validator, assembler: Assem
         try:
             item = validator.message(row.topic, row.payload, arrival_ns=row.arrival_ns)
         except Rejected as rejected:
-            log.warning("a kept latent %s/%s is no longer valid (%s): forgotten",
-                        row.sample_id, row.device_id, rejected)  # fmt: skip
+            log.warning(
+                "a kept latent %s/%s is no longer valid (%s): forgotten",
+                row.sample_id,
+                row.device_id,
+                rejected,
+            )
             pending.forget(row.sample_id, row.device_id)
             continue
         assert isinstance(item, Arrival)  # only latent and raw topics are kept
@@ -228,6 +239,9 @@ async def reload(pending: PendingLatents, validator: Validator, assembler: Assem
         else:
             taken += 1
     if taken:
-        log.warning("%d latents kept across the restart are back in the buffer (%d samples)",
-                    taken, assembler.depth)  # fmt: skip
+        log.warning(
+            "%d latents kept across the restart are back in the buffer (%d samples)",
+            taken,
+            assembler.depth,
+        )
     return taken

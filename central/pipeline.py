@@ -166,11 +166,16 @@ class Pipeline:
             # The devices it lacks were stopped on purpose (the end of a run, say): what
             # they did not send is expected, not a fault to warn about. Still counted.
             log.info(
-                "sample %s not decoded: %s stopped (devices in: %s)", sample_id,
-                ", ".join(missing), ", ".join(devices) or "none",
-            )  # fmt: skip
+                "sample %s not decoded: %s stopped (devices in: %s)",
+                sample_id,
+                ", ".join(missing),
+                ", ".join(devices) or "none",
+            )
             return
         self._warn.warning(
-            f"drop-{reason}", "sample %s dropped (%s; devices in: %s)", sample_id, reason,
+            f"drop-{reason}",
+            "sample %s dropped (%s; devices in: %s)",
+            sample_id,
+            reason,
             ", ".join(devices) or "none",
-        )  # fmt: skip
+        )

@@ -32,13 +32,18 @@ class Metrics:
         )
         self.maps = Counter("epic_central_maps", "Maps decoded", ["partial", "refined"], registry=r)
         self.decode = Histogram(
-            "epic_central_decode_seconds", "Decode time of one batch", ["batch"],
-            buckets=_DECODE_BUCKETS, registry=r,
-        )  # fmt: skip
+            "epic_central_decode_seconds",
+            "Decode time of one batch",
+            ["batch"],
+            buckets=_DECODE_BUCKETS,
+            registry=r,
+        )
         self.end_to_end = Histogram(
-            "epic_central_end_to_end_seconds", "Map stored minus acquisition",
-            buckets=_E2E_BUCKETS, registry=r,
-        )  # fmt: skip
+            "epic_central_end_to_end_seconds",
+            "Map stored minus acquisition",
+            buckets=_E2E_BUCKETS,
+            registry=r,
+        )
         self.buffer_depth = Gauge(
             "epic_central_buffer_depth", "Samples waiting in the assembler", registry=r
         )
@@ -46,13 +51,15 @@ class Metrics:
             "epic_central_broker_connected", "1 while connected to the broker", registry=r
         )
         self.subscribers_dropped = Counter(
-            "epic_central_subscribers_dropped", "Live clients dropped for falling behind",
+            "epic_central_subscribers_dropped",
+            "Live clients dropped for falling behind",
             registry=r,
-        )  # fmt: skip
+        )
         self.maps_lost = Counter(
-            "epic_central_maps_lost", "Maps dropped from memory while the store failed",
+            "epic_central_maps_lost",
+            "Maps dropped from memory while the store failed",
             registry=r,
-        )  # fmt: skip
+        )
 
     def batch_label(self, size: int) -> str:
         """Bounded label values: 1, 2-4, 5-8, 9-16, >16."""

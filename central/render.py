@@ -92,8 +92,9 @@ def render_map_png(detail: MapDetail, geometry: Geometry = CONTRACT) -> bytes:
         title += f"  ·  PARTIAL (missing {missing})"
     width_px, height_px = nx * SCALE, nz * SCALE
     left, top, bar_gap, bar_w = 70, 40, 24, 22
-    canvas = Image.new("RGB", (left + width_px + bar_gap + bar_w + 90, top + height_px + 60),
-                       "white")  # fmt: skip
+    canvas = Image.new(
+        "RGB", (left + width_px + bar_gap + bar_w + 90, top + height_px + 60), "white"
+    )
     draw = ImageDraw.Draw(canvas)
     font, small = _font(15), _font(13)
     draw.text((left, 10), title, fill=PARTIAL_INK if detail.partial else INK, font=font)
@@ -117,8 +118,13 @@ def render_map_png(detail: MapDetail, geometry: Geometry = CONTRACT) -> bytes:
                 x, y = left, top + at
                 draw.line((x - 5, y, x, y), fill=INK)
                 draw.text((x - 8, y), label, fill=INK, font=small, anchor="rm")
-    draw.text((left + width_px // 2, top + height_px + 28), "distance (m)", fill=INK, font=small,
-              anchor="ma")  # fmt: skip
+    draw.text(
+        (left + width_px // 2, top + height_px + 28),
+        "distance (m)",
+        fill=INK,
+        font=small,
+        anchor="ma",
+    )
     _vertical_text(canvas, "depth (m)", (16, top + height_px // 2), small)
 
     # The colour bar: the contract's range, slow at the bottom, with a tick every 500 m/s.
@@ -168,8 +174,11 @@ def render_compare_png(
     draw = ImageDraw.Draw(canvas)
     font, small = _font(13), _font(11)
     difference = velocity - reference
-    names = ("truth", "decoded", "decoded - truth") if kind == "truth" else (
-        "previous", "this map", "this - previous")  # fmt: skip
+    names = (
+        ("truth", "decoded", "decoded - truth")
+        if kind == "truth"
+        else ("previous", "this map", "this - previous")
+    )
     panels = [
         _colour(reference, geometry.v_min, geometry.v_max),
         _colour(velocity, geometry.v_min, geometry.v_max),
@@ -184,9 +193,15 @@ def render_compare_png(
     bar_y, bar_h = top + h + 10, 10
     for x0, x1, lo, hi, cmap, unit in (
         (gap, 2 * w + gap * 2, geometry.v_min, geometry.v_max, COLOUR_MAP, "m/s"),
-        (gap + 2 * (w + gap), 3 * w + 3 * gap, -DIFFERENCE_SPAN, DIFFERENCE_SPAN,
-         DIFFERENCE_MAP, "m/s"),
-    ):  # fmt: skip
+        (
+            gap + 2 * (w + gap),
+            3 * w + 3 * gap,
+            -DIFFERENCE_SPAN,
+            DIFFERENCE_SPAN,
+            DIFFERENCE_MAP,
+            "m/s",
+        ),
+    ):
         ramp = np.linspace(lo, hi, x1 - x0)[None, :].repeat(bar_h, 0)
         canvas.paste(Image.fromarray(_colour(ramp, lo, hi, cmap)), (x0, bar_y))
         draw.rectangle((x0 - 1, bar_y - 1, x1, bar_y + bar_h), outline=INK)
@@ -196,8 +211,9 @@ def render_compare_png(
             draw.text((at, bar_y + bar_h + 3), text, fill=INK, font=small, anchor=anchor)
         draw.text(((x0 + x1) // 2, bar_y + bar_h + 18), unit, fill=INK, font=small, anchor="ma")
     mae = f"mean |difference| {float(np.abs(difference).mean()):.0f} m/s"
-    draw.text((gap + 2 * (w + gap) + w // 2, bar_y + bar_h + 34), mae, fill=INK, font=small,
-              anchor="ma")  # fmt: skip
+    draw.text(
+        (gap + 2 * (w + gap) + w // 2, bar_y + bar_h + 34), mae, fill=INK, font=small, anchor="ma"
+    )
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()

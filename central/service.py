@@ -103,9 +103,11 @@ class CentralService:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.stop()
 
     async def start(self) -> None:
@@ -148,8 +150,14 @@ class CentralService:
         """The API, at once: it answers "starting" until the rest is ready."""
         s = self.settings
         token = s.api_token.get_secret_value() if s.api_token else None
-        self.http = HttpServer(self, s.host, s.port, sock=self._listener, api_token=token,
-                               max_live_clients=s.max_live_clients)  # fmt: skip
+        self.http = HttpServer(
+            self,
+            s.host,
+            s.port,
+            sock=self._listener,
+            api_token=token,
+            max_live_clients=s.max_live_clients,
+        )
         await self.http.start()
         if self.http.task is not None:
             self.http.task.add_done_callback(self._task_done)
@@ -163,8 +171,9 @@ class CentralService:
         bundle, decoding = await asyncio.to_thread(_import_model_code)
         self.manifest, model = await asyncio.to_thread(bundle.load_central_model, s.bundle)
         if self._truth is None and s.truth:
-            self._truth = await asyncio.to_thread(open_truth, s.truth, s.truth_pool_size,
-                                                  s.truth_pool_seed)  # fmt: skip
+            self._truth = await asyncio.to_thread(
+                open_truth, s.truth, s.truth_pool_size, s.truth_pool_seed
+            )
         return bundle, decoding, model
 
     def _build_registry(self) -> None:
@@ -179,8 +188,11 @@ class CentralService:
         """The map store, and the device health saved at the last stop."""
         assert self.deployment is not None and self.registry is not None
         s = self.settings
-        self.store = MapStore(s.db_path(self.deployment), retention=s.retention,
-                              on_lost=self.instruments.maps_lost.inc)  # fmt: skip
+        self.store = MapStore(
+            s.db_path(self.deployment),
+            retention=s.retention,
+            on_lost=self.instruments.maps_lost.inc,
+        )
         await self.store.open()
         self.registry.restore(await self.store.load_devices())
         self.registry.dirty = False
@@ -198,16 +210,23 @@ class CentralService:
         assert self.store is not None
         s = self.settings
         self.assembler = Assembler(
-            self.manifest.device_ids, min_devices, s.deadline_ms, t_dec_ms=self.decoder.p95_ms,
-            clock=self._clock, clock_mode=s.clock, max_open=s.max_open_samples,
+            self.manifest.device_ids,
+            min_devices,
+            s.deadline_ms,
+            t_dec_ms=self.decoder.p95_ms,
+            clock=self._clock,
+            clock_mode=s.clock,
+            max_open=s.max_open_samples,
             refine_window_s=s.refine_window_s,
-        )  # fmt: skip
+        )
         self.assembler.remember_closed(await self.store.recent_sample_ids(16_384))
         if self.assembler.budget_ms == 0:
             log.warning(
                 "deadline %.0f ms is within the decoder's p95 (%.0f ms): samples decode with "
-                "whatever is in at their first latent", s.deadline_ms, self.decoder.p95_ms,
-            )  # fmt: skip
+                "whatever is in at their first latent",
+                s.deadline_ms,
+                self.decoder.p95_ms,
+            )
 
     async def _open_pending(self) -> None:
         """Kept latents (central.pending): none with an in-memory store, where nothing would
@@ -227,10 +246,18 @@ class CentralService:
         assert a is not None and d is not None and st is not None and r is not None
         assert self.manifest is not None and self.deployment is not None
         self.pipeline = Pipeline(
-            a, d, st, r, self.hub, self.instruments, deployment=self.deployment,
-            model_hash=self.manifest.model_hash, batch_max=self.settings.decode_batch_max,
-            pending=self.pending, publish=self._publish,
-        )  # fmt: skip
+            a,
+            d,
+            st,
+            r,
+            self.hub,
+            self.instruments,
+            deployment=self.deployment,
+            model_hash=self.manifest.model_hash,
+            batch_max=self.settings.decode_batch_max,
+            pending=self.pending,
+            publish=self._publish,
+        )
 
     def _validator(self, bundle: ModuleType, model: Any) -> Validator:
         assert self.manifest is not None
@@ -247,13 +274,18 @@ class CentralService:
         assert self.pipeline is not None and self.registry is not None
         s = self.settings
         self.consumer = Consumer(
-            s.address, validator, self.pipeline.inbox,
-            on_report=self.registry.report, on_reject=self.pipeline.on_reject,
+            s.address,
+            validator,
+            self.pipeline.inbox,
+            on_report=self.registry.report,
+            on_reject=self.pipeline.on_reject,
             on_message=lambda kind: self.instruments.messages.labels(kind).inc(),
-            client_id=s.client_id, username=s.username or s.address.username,
+            client_id=s.client_id,
+            username=s.username or s.address.username,
             password=s.password.get_secret_value() if s.password else s.address.password,
-            tls_ca=str(s.tls_ca) if s.tls_ca else None, pending=self.pending,
-        )  # fmt: skip
+            tls_ca=str(s.tls_ca) if s.tls_ca else None,
+            pending=self.pending,
+        )
 
     def _spawn_all(self) -> None:
         assert self.consumer is not None and self.pipeline is not None
@@ -293,8 +325,9 @@ class CentralService:
         if task.cancelled() or self._stopping:
             return
         exc = task.exception()
-        log.error("%s stopped (%s); the service stops", task.get_name(), exc or "returned",
-                  exc_info=exc)  # fmt: skip
+        log.error(
+            "%s stopped (%s); the service stops", task.get_name(), exc or "returned", exc_info=exc
+        )
         self._failed.set()
 
     async def wait_failed(self) -> None:

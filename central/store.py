@@ -56,10 +56,24 @@ CREATE TABLE IF NOT EXISTS devices (
 """
 _TIMINGS = list(MapTimings.model_fields)
 _COLUMNS = [
-    "sample_id", "version", "seq", "first_seq", "deployment", "model_hash", "partial",
-    "devices_used", "devices_missing", "nz", "nx", "velocity", *_TIMINGS,
-    "velocity_min", "velocity_max", "velocity_mean", "ssim",
-]  # fmt: skip
+    "sample_id",
+    "version",
+    "seq",
+    "first_seq",
+    "deployment",
+    "model_hash",
+    "partial",
+    "devices_used",
+    "devices_missing",
+    "nz",
+    "nx",
+    "velocity",
+    *_TIMINGS,
+    "velocity_min",
+    "velocity_max",
+    "velocity_mean",
+    "ssim",
+]
 _PLACES = ", ".join("?" * len(_COLUMNS))
 _INSERT = f"INSERT OR REPLACE INTO maps ({', '.join(_COLUMNS)}) VALUES ({_PLACES})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM maps"
@@ -188,9 +202,12 @@ class MapStore:
             self.count = self._count_or(self.count)
             self.healthy = False
             self._warn.warning(
-                "db", "map store %s failing (%s): %d maps kept in memory until it answers",
-                self.path, exc, len(self._pending),
-            )  # fmt: skip
+                "db",
+                "map store %s failing (%s): %d maps kept in memory until it answers",
+                self.path,
+                exc,
+                len(self._pending),
+            )
             return
         if not self.healthy:
             log.warning("map store %s answers again; maps kept in memory written", self.path)
@@ -321,23 +338,42 @@ def _row(s: MapSummary, velocity: np.ndarray, seq: int, first_seq: int) -> Row:
     v = np.ascontiguousarray(velocity, dtype="<f4")
     timings = [getattr(s.timings, k) for k in _TIMINGS]
     return (
-        s.sample_id, s.version, seq, first_seq, s.deployment, s.model_hash, int(s.partial),
-        json.dumps(s.devices_used), json.dumps(s.devices_missing), v.shape[0], v.shape[1],
-        v.tobytes(), *timings, s.velocity_min, s.velocity_max, s.velocity_mean, s.ssim,
-    )  # fmt: skip
+        s.sample_id,
+        s.version,
+        seq,
+        first_seq,
+        s.deployment,
+        s.model_hash,
+        int(s.partial),
+        json.dumps(s.devices_used),
+        json.dumps(s.devices_missing),
+        v.shape[0],
+        v.shape[1],
+        v.tobytes(),
+        *timings,
+        s.velocity_min,
+        s.velocity_max,
+        s.velocity_mean,
+        s.ssim,
+    )
 
 
 def _fields(r: Row) -> dict[str, Any]:
     d = dict(zip(_COLUMNS, r, strict=True))
     return {
-        "sample_id": d["sample_id"], "version": d["version"], "partial": bool(d["partial"]),
+        "sample_id": d["sample_id"],
+        "version": d["version"],
+        "partial": bool(d["partial"]),
         "devices_used": json.loads(d["devices_used"]),
         "devices_missing": json.loads(d["devices_missing"]),
-        "model_hash": d["model_hash"], "deployment": d["deployment"],
+        "model_hash": d["model_hash"],
+        "deployment": d["deployment"],
         "timings": MapTimings(**{k: d[k] for k in _TIMINGS}),
-        "velocity_min": d["velocity_min"], "velocity_max": d["velocity_max"],
-        "velocity_mean": d["velocity_mean"], "ssim": d["ssim"],
-    }  # fmt: skip
+        "velocity_min": d["velocity_min"],
+        "velocity_max": d["velocity_max"],
+        "velocity_mean": d["velocity_mean"],
+        "ssim": d["ssim"],
+    }
 
 
 def _summary(r: Row) -> MapSummary:

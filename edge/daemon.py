@@ -89,16 +89,29 @@ class EdgeDaemon:
         )
         source = self.source
         self.producer = Producer(
-            self.manifest, self.device, source, self.runtime, self.outbox, self.stats,
-            c.wire_dtype, c.compress, c.max_samples,
-        )  # fmt: skip
+            self.manifest,
+            self.device,
+            source,
+            self.runtime,
+            self.outbox,
+            self.stats,
+            c.wire_dtype,
+            c.compress,
+            c.max_samples,
+        )
         self.publisher = Publisher(c, info, self.outbox, self.stats, lambda: source.skipped)
         log.info(
             "edge %s of %s: receivers %d-%d, %s mode (%s), source %s, outbox %s (%d waiting)",
-            self.device.id, self.manifest.deployment, self.device.receivers[0],
-            self.device.receivers[1] - 1, c.mode, info.runtime, c.source, self.outbox.path,
+            self.device.id,
+            self.manifest.deployment,
+            self.device.receivers[0],
+            self.device.receivers[1] - 1,
+            c.mode,
+            info.runtime,
+            c.source,
+            self.outbox.path,
             self.outbox.depth,
-        )  # fmt: skip
+        )
         return self
 
     async def __aexit__(
@@ -141,8 +154,10 @@ class EdgeDaemon:
                 publisher.cancel()
         log.info(
             "stopped: %d samples encoded, %d envelopes sent, %d waiting in the outbox",
-            self.stats.samples_encoded, self.stats.envelopes_sent, self.outbox.depth,
-        )  # fmt: skip
+            self.stats.samples_encoded,
+            self.stats.envelopes_sent,
+            self.outbox.depth,
+        )
 
     async def _produce_then_finish(self) -> None:
         assert self.producer is not None and self.outbox is not None

@@ -14,7 +14,8 @@ stop it says ``offline`` (reason ``shutdown``) and disconnects cleanly, so the b
 not fire the Will.
 
 A PUBACK lost with the connection means that envelope is sent again after reconnecting:
-delivery is at least once, and the centre ignores duplicates (DESIGN.md, "Assembler").
+delivery is at least once, and the centre ignores duplicates (docs/architecture.md,
+"Assembler rules").
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ class Publisher:
                     self.stats.reconnects = self.stats.connects - 1
                     log.info(
                         "connected to %s as %s (outbox %d envelopes, %d B)",
-                        where, self.identifier, self.outbox.depth, self.outbox.bytes,
-                    )  # fmt: skip
+                        where,
+                        self.identifier,
+                        self.outbox.depth,
+                        self.outbox.bytes,
+                    )
                     self.connected.set()
                     await client.publish(
                         self.status_topic, status_payload(self.info, True), qos=1, retain=True
@@ -102,8 +106,10 @@ class Publisher:
                 if session:
                     log.warning(
                         "disconnected from %s: %s (outbox %d envelopes)",
-                        where, exc.__cause__ or exc, self.outbox.depth,
-                    )  # fmt: skip
+                        where,
+                        exc.__cause__ or exc,
+                        self.outbox.depth,
+                    )
                 else:
                     self.stats.connect_failures += 1
                 delay = backoff.next_delay()

@@ -6,7 +6,7 @@ kinds from it so that a caller can still catch just the kind it handles. The kin
 no room's logic live here, so one module lists them: a bad option value, bad data on disk, a
 bad training or evaluation setting, a bad broker file. ``EnvelopeError`` (``epic.shared.wire``),
 ``BrokerAddressError`` (``epic.edge.connection``), ``ListenError`` (``epic.central.listener``) and
-``LaunchError`` (``shared.launcher``) sit beside the code that raises them.
+``LaunchError`` (``epic.shared.launcher``) sit beside the code that raises them.
 """
 
 from __future__ import annotations

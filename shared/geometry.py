@@ -1,4 +1,4 @@
-"""Acquisition geometry: OpenFWI's, as MISSION.md states it, validated on construction.
+"""Acquisition geometry: OpenFWI's published acquisition (docs/data.md), validated on construction.
 
 Grid rows are depth (z), columns are distance along the line (x). Every index is a grid
 cell; physical distances are ``index * spacing``.

@@ -1,4 +1,4 @@
-"""Fidelity of velocity maps, as MISSION.md defines it.
+"""Fidelity of velocity maps, as OpenFWI and the EPIC paper score them.
 
 SSIM: Gaussian window 11, sigma 1.5, on maps scaled to [0, 1] by the 1500-4500 m/s range
 (pytorch-msssim, which computes it over the valid region of the window). MAE and RMSE in m/s.

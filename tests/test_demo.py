@@ -31,14 +31,21 @@ def test_demo_maps_arrive_and_a_killed_device_turns_maps_partial(tmp_path: Path)
     started = time.monotonic()
     argv = epic_argv(
         "demo",
-        "--duration", "85",
-        "--port", str(port),
-        "--broker-port", str(broker_port),
-        "--kill-device", "dev-3",
-        "--after", str(kill_after),
-        "--pool-size", "4",
-        "--workdir", str(tmp_path / "run"),
-    )  # fmt: skip
+        "--duration",
+        "85",
+        "--port",
+        str(port),
+        "--broker-port",
+        str(broker_port),
+        "--kill-device",
+        "dev-3",
+        "--after",
+        str(kill_after),
+        "--pool-size",
+        "4",
+        "--workdir",
+        str(tmp_path / "run"),
+    )
     with log.open("wb") as out:
         proc = subprocess.Popen(
             argv,

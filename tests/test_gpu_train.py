@@ -73,9 +73,7 @@ def test_dry_run_simulates_trains_and_scores_on_the_cpu(tmp_path):
     params = {name for name, _ in model.named_parameters()}
     assert {raw[name].dtype for name in params} == {torch.bfloat16}  # half the bytes
     assert next(p for p in model.parameters()).dtype == torch.float32  # loads as float32
-    assert meta["simulated"]["sources"][2] == {
-        "label": "flatfault-a", "maps": 4, "generated": True
-    }  # fmt: skip
+    assert meta["simulated"]["sources"][2] == {"label": "flatfault-a", "maps": 4, "generated": True}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["train_samples_per_second"] > 0 and summary["simulated"]["maps_per_second"] > 0
     families = [Path(row["folder"]).name for row in summary["held_out"]["folders"]]
@@ -102,9 +100,18 @@ def test_train_options_for_simulated_data(tmp_path):
     result = run("train", "--model", "epic", "--out", out, "--epochs", "1", "--family", "odd=4")
     assert_one_line_error(result, "--family", "choose from")
     result = run(
-        "train", "--model", "epic", "--out", out, "--epochs", "1", "--data", str(tmp_path),
-        "--family", "flatvel-a=4",
-    )  # fmt: skip
+        "train",
+        "--model",
+        "epic",
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--data",
+        str(tmp_path),
+        "--family",
+        "flatvel-a=4",
+    )
     assert_one_line_error(result, "not both")
     result = run("train", "--model", "epic", "--out", out, "--epochs", "1")
     assert_one_line_error(result, "--maps")

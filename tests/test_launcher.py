@@ -155,8 +155,9 @@ def test_a_group_is_stopped_at_once(tmp_path: Path) -> None:
     )
     sup = Supervisor(tmp_path)
     for i in range(3):
-        child = Child(f"edge-{i}", [sys.executable, "-c", slow_stop], tmp_path / f"e{i}.log",
-                      group="edges")  # fmt: skip
+        child = Child(
+            f"edge-{i}", [sys.executable, "-c", slow_stop], tmp_path / f"e{i}.log", group="edges"
+        )
         child.start()
         sup.children.append(child)
     assert _wait(lambda: all("up" in c.log.read_text() for c in sup.children), 30)

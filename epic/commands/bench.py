@@ -26,8 +26,9 @@ def _int_list(text: str | None, option: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
-                                 param_hint=option) from None  # fmt: skip
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of integers", param_hint=option
+        ) from None
 
 
 def _interrupt(*_: object) -> None:

@@ -98,21 +98,31 @@ def demo(
             # --state: the centre's persistent session (and what is queued for it) survives
             # a broker restart, as Mosquitto's persistence does in the field.
             child = supervisor.start(
-                "broker", "broker", "--port", str(broker_port),
-                "--state", str(workdir / "broker-state.json"),
-            )  # fmt: skip
+                "broker",
+                "broker",
+                "--port",
+                str(broker_port),
+                "--state",
+                str(workdir / "broker-state.json"),
+            )
             supervisor.wait_port(child, broker_port)
         central = supervisor.start(
             "central",
             "central",
-            "--bundle", str(bundle),
-            "--broker", url,
-            "--port", str(port),
-            "--db", str(workdir / "central.sqlite"),
-            "--truth", f"sim:{family.value}",
-            "--truth-pool-size", str(pool_size),
+            "--bundle",
+            str(bundle),
+            "--broker",
+            url,
+            "--port",
+            str(port),
+            "--db",
+            str(workdir / "central.sqlite"),
+            "--truth",
+            f"sim:{family.value}",
+            "--truth-pool-size",
+            str(pool_size),
             env={"OMP_NUM_THREADS": "1"},
-        )  # fmt: skip
+        )
         # The port answers at once; the centre is ready once /api/health says so (200),
         # after loading and profiling the model. Edges started earlier would send into a
         # broker session the centre has not opened yet.
@@ -126,15 +136,23 @@ def demo(
             supervisor.start(
                 device,
                 "edge",
-                "--bundle", str(bundle),
-                "--device-id", device,
-                "--broker", url,
-                "--source", f"sim:{family.value}",
-                "--rate", str(rate),
-                "--pool-size", str(pool_size),
-                "--outbox", str(workdir / f"outbox-{device}.sqlite"),
-                env={"OMP_NUM_THREADS": "1"}, group="edges",
-            )  # fmt: skip
+                "--bundle",
+                str(bundle),
+                "--device-id",
+                device,
+                "--broker",
+                url,
+                "--source",
+                f"sim:{family.value}",
+                "--rate",
+                str(rate),
+                "--pool-size",
+                str(pool_size),
+                "--outbox",
+                str(workdir / f"outbox-{device}.sqlite"),
+                env={"OMP_NUM_THREADS": "1"},
+                group="edges",
+            )
         typer.echo(
             f"\nEPIC is running: {edges} edges -> {url} -> centre\n"
             f"  monitor  http://127.0.0.1:{port}/\n"

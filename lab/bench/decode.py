@@ -62,10 +62,18 @@ def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dic
 
     def sample(k: int) -> ReadySample:
         arrivals = {
-            d.id: Arrival("latent", f"s{k}", d.id,
-                          rng.uniform(-1, 1, d.latent_shape).astype(np.float32), 1, 0, 2, 560)
+            d.id: Arrival(
+                "latent",
+                f"s{k}",
+                d.id,
+                rng.uniform(-1, 1, d.latent_shape).astype(np.float32),
+                1,
+                0,
+                2,
+                560,
+            )
             for d in manifest.devices
-        }  # fmt: skip
+        }
         return ReadySample(f"s{k}", 1, arrivals, manifest.device_ids, [], 2, 2, 1)
 
     out: dict = {name: {} for name in runtimes}
@@ -84,11 +92,16 @@ def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dic
                 times[name].append((time.perf_counter() - t0) * 1000)
         for name in runtimes:
             p50, p95 = np.percentile(times[name], [50, 95])
-            out[name][size] = {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
-                               "per_sample_p50_ms": round(p50 / size, 2),
-                               "maps_per_s": round(1000 * size / p50, 1)}  # fmt: skip
-            print(f"decode {name:<11} batch {size:>2}: p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  "
-                  f"({p50 / size:.1f} ms a sample, {1000 * size / p50:.0f} maps/s)")  # fmt: skip
+            out[name][size] = {
+                "p50_ms": round(p50, 2),
+                "p95_ms": round(p95, 2),
+                "per_sample_p50_ms": round(p50 / size, 2),
+                "maps_per_s": round(1000 * size / p50, 1),
+            }
+            print(
+                f"decode {name:<11} batch {size:>2}: p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  "
+                f"({p50 / size:.1f} ms a sample, {1000 * size / p50:.0f} maps/s)"
+            )
         ratio = out["torch"][size]["p50_ms"] / out["onnxruntime"][size]["p50_ms"]
         print(f"decode batch {size:>2}: onnxruntime {ratio:.2f}x faster than torch")
     return out
@@ -106,8 +119,9 @@ def _start_broker(kind: str, work: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     if kind == "mosquitto":
         conf = work / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                        "max_queued_messages 100000\n")  # fmt: skip
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+        )
         cmd = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)]
     else:
         cmd = [sys.executable, "-m", "epic", "broker", "--port", str(port)]
@@ -131,12 +145,28 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def _start_centre(bundle: Path, url: str, threads: int, work: Path) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "epic", "central", "--bundle", str(bundle), "--broker", url,
-           "--port", "0", "--db", str(work / "central.sqlite"), "--threads", str(threads),
-           "--max-open-samples", "4096"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "epic",
+        "central",
+        "--bundle",
+        str(bundle),
+        "--broker",
+        url,
+        "--port",
+        "0",
+        "--db",
+        str(work / "central.sqlite"),
+        "--threads",
+        str(threads),
+        "--max-open-samples",
+        "4096",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
+    )
     while line := proc.stdout.readline():
         if m := re.search(r"monitor at (http://\S+)", line):
             return proc, m[1]
@@ -154,20 +184,33 @@ async def _publish_and_count(url: str, bundle: Path, samples: int) -> dict:
     rng = np.random.default_rng(1)
     now = time.time_ns()
     messages = [
-        (str(latent_topic(manifest.deployment, f"bench-{k}", d.id)),
-         pack(Envelope(manifest.deployment, f"bench-{k}", d.id, manifest.model_hash, now, 1000,
-                       rng.uniform(-1, 1, d.latent_shape).astype(np.float32))))
-        for k in range(samples) for d in manifest.devices
-    ]  # fmt: skip
+        (
+            str(latent_topic(manifest.deployment, f"bench-{k}", d.id)),
+            pack(
+                Envelope(
+                    manifest.deployment,
+                    f"bench-{k}",
+                    d.id,
+                    manifest.model_hash,
+                    now,
+                    1000,
+                    rng.uniform(-1, 1, d.latent_shape).astype(np.float32),
+                )
+            ),
+        )
+        for k in range(samples)
+        for d in manifest.devices
+    ]
     host, port = url.removeprefix("mqtt://").rsplit(":", 1)
     quiet = logging.getLogger("bench.mqtt")
     quiet.setLevel(logging.ERROR)  # aiomqtt warns of every publish beyond its own comfort
     seen: list[float] = []
     async with (
         aiomqtt.Client(host, int(port), identifier="bench-reader", logger=quiet) as reader,
-        aiomqtt.Client(host, int(port), identifier="bench-edges",
-                       max_inflight_messages=200, logger=quiet) as edges,
-    ):  # fmt: skip
+        aiomqtt.Client(
+            host, int(port), identifier="bench-edges", max_inflight_messages=200, logger=quiet
+        ) as edges,
+    ):
         await reader.subscribe(str(topic_filter(manifest.deployment, MAP)), qos=1)
         bar = tqdm(total=samples, desc="maps", unit="map")
 
@@ -213,9 +256,18 @@ def bench_service(bundle: Path, threads: int, samples: int, broker: str) -> dict
         result = asyncio.run(_publish_and_count(url, bundle, samples))
         health = httpx.get(http + "api/health", timeout=10).json()
         result["broker"] = broker
-        result["health"] = {k: health.get(k) for k in (
-            "maps_stored", "rejected", "samples_dropped", "decode_batch1_ms_p50",
-            "decode_batched_ms_p50", "decode_batched_ms_p95", "decode_ms_p95")}  # fmt: skip
+        result["health"] = {
+            k: health.get(k)
+            for k in (
+                "maps_stored",
+                "rejected",
+                "samples_dropped",
+                "decode_batch1_ms_p50",
+                "decode_batched_ms_p50",
+                "decode_batched_ms_p95",
+                "decode_ms_p95",
+            )
+        }
         print(
             f"service ({broker}): {samples} samples x {result['devices']} devices, published in "
             f"{result['publish_s']} s ({result['publish_msgs_per_s']} msg/s); "
@@ -271,9 +323,12 @@ def main() -> None:
         if args.devices != 5:
             checkpoint = _untrained(args.devices, Path(tmp) / "untrained.pt")
         write_bundle(checkpoint, bundle, "bench")
-        figures: dict = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()},
-                         "threads": args.threads, "devices": args.devices,
-                         "trained": args.devices == 5}  # fmt: skip
+        figures: dict = {
+            "machine": {"cpus": os.cpu_count(), "load": os.getloadavg()},
+            "threads": args.threads,
+            "devices": args.devices,
+            "trained": args.devices == 5,
+        }
         sizes = [int(s) for s in args.sizes.split(",")]
         figures["decode"] = bench_decode(bundle, args.threads, args.runs, sizes)
         if not args.skip_service:

@@ -10,9 +10,17 @@ __all__ = ["MODEL_KEYS", "TOP_KEYS", "check_schema", "markdown", "plot"]
 # The issue's contract for --json: any script can rely on these, each a number.
 TOP_KEYS = ("link", "edges", "samples", "models")
 MODEL_KEYS = (
-    "l_edge_ms_p50", "l_comm_ms_p50", "l_central_ms_p50", "l_total_ms_p50", "l_total_ms_p95",
-    "bytes_per_sample", "energy_mj_per_sample", "ssim", "maps", "lost",
-)  # fmt: skip
+    "l_edge_ms_p50",
+    "l_comm_ms_p50",
+    "l_central_ms_p50",
+    "l_total_ms_p50",
+    "l_total_ms_p95",
+    "bytes_per_sample",
+    "energy_mj_per_sample",
+    "ssim",
+    "maps",
+    "lost",
+)
 
 _NAMES = {"epic": "EPIC", "inversionnet": "InversionNet (centralized)", "fla": "FLA", "sla": "SLA"}
 
@@ -38,8 +46,7 @@ def check_schema(doc: dict) -> list[str]:
 def _number(value: object) -> bool:
     import math
 
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))  # fmt: skip
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _f(value: float | None, fmt: str = ".1f") -> str:
@@ -105,8 +112,10 @@ def robustness_table(rob: dict) -> str:
         "| devices cut | maps | mean SSIM | L_total p50 (ms) |\n|---:|---:|---:|---:|\n"
     )
     for row in rob["curve"]:
-        out += (f"| {row['devices_cut']} | {row['maps']} | {_f(row['ssim'], '.4f')} "
-                f"| {_f(row['l_total_ms_p50'])} |\n")  # fmt: skip
+        out += (
+            f"| {row['devices_cut']} | {row['maps']} | {_f(row['ssim'], '.4f')} "
+            f"| {_f(row['l_total_ms_p50'])} |\n"
+        )
     return out
 
 
@@ -118,9 +127,11 @@ def scaling_table(sc: dict) -> str:
         "|---:|---:|---|---:|---|---:|---:|---:|\n"
     )
     for r in sc["rows"]:
-        out += (f"| {r['edges']} | {r['edge_processes']} | {r['weights']} "
-                f"| {_f(r['maps_per_s'], '.2f')} | {'yes' if r.get('saturated') else 'no'} "
-                f"| {r['maps']} | {r['partial']} | {r['lost']} |\n")  # fmt: skip
+        out += (
+            f"| {r['edges']} | {r['edge_processes']} | {r['weights']} "
+            f"| {_f(r['maps_per_s'], '.2f')} | {'yes' if r.get('saturated') else 'no'} "
+            f"| {r['maps']} | {r['partial']} | {r['lost']} |\n"
+        )
     return out
 
 
@@ -154,8 +165,12 @@ def plot(doc: dict, out: Path) -> None:
     panels = 1 + bool(doc.get("robustness")) + bool(doc.get("scaling"))
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
-    stages = [("L_edge", "l_edge_ms_p50"), ("L_comm", "l_comm_ms_p50"),
-              ("L_central", "l_central_ms_p50"), ("L_total", "l_total_ms_p50")]  # fmt: skip
+    stages = [
+        ("L_edge", "l_edge_ms_p50"),
+        ("L_comm", "l_comm_ms_p50"),
+        ("L_central", "l_central_ms_p50"),
+        ("L_total", "l_total_ms_p50"),
+    ]
     models = list(doc["models"])
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(stages))

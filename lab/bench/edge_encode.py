@@ -81,19 +81,30 @@ def bench_bytes(bundle: Path, pool: ShotPool, samples: int) -> dict:
         runtime = EncoderRuntime.load(bundle, d.id, "torch", 1)
         for i in range(samples):
             block = pool.waveforms(i % pool.size, d.receivers)
-            variants = [("latent", runtime.encode(block), LATENT_DTYPES),
-                        ("raw", block, RAW_DTYPES)]  # fmt: skip
+            variants = [
+                ("latent", runtime.encode(block), LATENT_DTYPES),
+                ("raw", block, RAW_DTYPES),
+            ]
             for mode, data, dtypes in variants:
-                env = Envelope("demo", sample_id(pool.family, slot + i), d.id,
-                               manifest.model_hash, time.time_ns(), 1234, data)  # fmt: skip
+                env = Envelope(
+                    "demo",
+                    sample_id(pool.family, slot + i),
+                    d.id,
+                    manifest.model_hash,
+                    time.time_ns(),
+                    1234,
+                    data,
+                )
                 for dtype in dtypes:
                     for comp in ("none", "zstd"):
                         key = f"{mode} {dtype}" + (" +zstd" if comp == "zstd" else "")
                         sizes.setdefault(key, []).append(len(pack(env, dtype, comp)))
             bar.update()
     bar.close()
-    return {k: {"mean": round(float(np.mean(v)), 1), "min": min(v), "max": max(v)}
-            for k, v in sizes.items()}  # fmt: skip
+    return {
+        k: {"mean": round(float(np.mean(v)), 1), "min": min(v), "max": max(v)}
+        for k, v in sizes.items()
+    }
 
 
 def main() -> None:

@@ -107,8 +107,7 @@ def main() -> None:
             figures = asyncio.run(_run(bundle, url, args.runtime, args.samples, work))
         finally:
             stop_processes(broker)
-    figures |= {"broker": args.broker, "machine": {"cpus": os.cpu_count(),
-                                                   "load": os.getloadavg()}}  # fmt: skip
+    figures |= {"broker": args.broker, "machine": {"cpus": os.cpu_count(), "load": os.getloadavg()}}
     for stage in STAGES:
         f = figures[stage]
         print(f"{stage:16s} p50 {f['p50_ms']:7.3f} ms   p95 {f['p95_ms']:7.3f} ms")

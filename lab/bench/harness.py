@@ -63,8 +63,11 @@ class BenchConfig:
             raise OptionError(self.link, f"link must be one of {', '.join(LINKS)}")
         if not self.models or len(set(self.models)) != len(self.models):
             raise OptionError(",".join(self.models), "--models: name each model once")
-        for name, value, low in (("--edges", self.edges, 1), ("--samples", self.samples, 1),
-                                 ("--pool-size", self.pool_size, 1)):  # fmt: skip
+        for name, value, low in (
+            ("--edges", self.edges, 1),
+            ("--samples", self.samples, 1),
+            ("--pool-size", self.pool_size, 1),
+        ):
             if value < low:
                 raise OptionError(name, f"{value} must be >= {low}")
         if not 0 < self.rate <= 100:
@@ -132,16 +135,28 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> dict:
         "runs": {},
     }
     for model, checkpoint in checkpoints.items():
-        deployed = deploy(model, checkpoint, cfg.workdir / "bundles" / model, f"bench-{model}",
-                          cfg.edges)  # fmt: skip
+        deployed = deploy(
+            model, checkpoint, cfg.workdir / "bundles" / model, f"bench-{model}", cfg.edges
+        )
         spec = RunSpec(
-            label=model, deployed=deployed, samples=cfg.samples, rate=cfg.rate, link=cfg.link,
-            family=cfg.family, pool_size=cfg.pool_size, workdir=cfg.workdir,
-            deadline_ms=cfg.deadline_ms, lead_s=_lead_s(cfg, cfg.edges), align=cfg.pool_size,
-            drain_s=_drain_s(cfg, deployed.mode, cfg.edges), progress=cfg.progress,
-        )  # fmt: skip
-        echo(f"{model}: {cfg.edges} edges ({deployed.mode} mode) over {cfg.link}, "
-             f"{cfg.samples} samples at {cfg.rate} Hz")  # fmt: skip
+            label=model,
+            deployed=deployed,
+            samples=cfg.samples,
+            rate=cfg.rate,
+            link=cfg.link,
+            family=cfg.family,
+            pool_size=cfg.pool_size,
+            workdir=cfg.workdir,
+            deadline_ms=cfg.deadline_ms,
+            lead_s=_lead_s(cfg, cfg.edges),
+            align=cfg.pool_size,
+            drain_s=_drain_s(cfg, deployed.mode, cfg.edges),
+            progress=cfg.progress,
+        )
+        echo(
+            f"{model}: {cfg.edges} edges ({deployed.mode} mode) over {cfg.link}, "
+            f"{cfg.samples} samples at {cfg.rate} Hz"
+        )
         result = run_pipeline(spec)
         doc["models"][model] = _figures(result, energy_bps, cfg.rate)
         doc["runs"][model] = _run_notes(result)
@@ -205,8 +220,7 @@ def _ratios(models: dict[str, dict]) -> None:
 
 
 def _robustness(cfg: BenchConfig, checkpoint: Path, echo: Callable[[str], None]) -> dict:
-    deployed = deploy("epic", checkpoint, cfg.workdir / "bundles" / "epic", "bench-epic",
-                      cfg.edges)  # fmt: skip
+    deployed = deploy("epic", checkpoint, cfg.workdir / "bundles" / "epic", "bench-epic", cfg.edges)
     from epic.shared.pool import ShotPool
 
     every = max(1, cfg.samples // cfg.edges)
@@ -214,12 +228,22 @@ def _robustness(cfg: BenchConfig, checkpoint: Path, echo: Callable[[str], None])
     # kills scores the same samples, so the curve shows the devices cut, not the content.
     ShotPool.open(cfg.family, size=every, progress=cfg.progress)
     spec = RunSpec(
-        label="robustness", deployed=deployed, samples=cfg.samples, rate=cfg.rate,
-        link=cfg.link, family=cfg.family, pool_size=every, workdir=cfg.workdir, align=every,
-        kill_every=every, min_devices=1, deadline_ms=cfg.deadline_ms,
-        lead_s=_lead_s(cfg, cfg.edges), drain_s=_drain_s(cfg, "latent", cfg.edges),
+        label="robustness",
+        deployed=deployed,
+        samples=cfg.samples,
+        rate=cfg.rate,
+        link=cfg.link,
+        family=cfg.family,
+        pool_size=every,
+        workdir=cfg.workdir,
+        align=every,
+        kill_every=every,
+        min_devices=1,
+        deadline_ms=cfg.deadline_ms,
+        lead_s=_lead_s(cfg, cfg.edges),
+        drain_s=_drain_s(cfg, "latent", cfg.edges),
         progress=cfg.progress,
-    )  # fmt: skip
+    )
     echo(f"robustness: epic, one more of {cfg.edges} edges SIGKILLed every {every} samples")
     result = run_pipeline(spec)
     echo(f"robustness: {result.finished} ({result.elapsed_s:.0f} s)")
@@ -243,19 +267,39 @@ def _scaling(cfg: BenchConfig, echo: Callable[[str], None]) -> dict:
         folder = cfg.workdir / "scaling"
         trained = n == 5
         checkpoint = shipped if trained else untrained_epic(n, folder)
-        deployed = deploy("epic", checkpoint, folder / f"bundle-{n}", f"bench-scale-{n}", n,
-                          trained=trained, onnx=False)  # fmt: skip
+        deployed = deploy(
+            "epic",
+            checkpoint,
+            folder / f"bundle-{n}",
+            f"bench-scale-{n}",
+            n,
+            trained=trained,
+            onnx=False,
+        )
         processes = min(n, cfg.scaling_processes)
         spec = RunSpec(
-            label=f"scaling-{n}", deployed=deployed, samples=cfg.scaling_samples,
-            rate=cfg.scaling_rate, link="none", family=cfg.family, pool_size=cfg.pool_size,
-            workdir=cfg.workdir, proxies=False, edges_per_process=math.ceil(n / processes),
-            deadline_ms=SCALING_DEADLINE_MS, max_open_samples=4096, observe_envelopes=False,
-            lead_s=_lead_s(cfg, processes) + 0.15 * n, drain_s=120.0, progress=cfg.progress,
-        )  # fmt: skip
+            label=f"scaling-{n}",
+            deployed=deployed,
+            samples=cfg.scaling_samples,
+            rate=cfg.scaling_rate,
+            link="none",
+            family=cfg.family,
+            pool_size=cfg.pool_size,
+            workdir=cfg.workdir,
+            proxies=False,
+            edges_per_process=math.ceil(n / processes),
+            deadline_ms=SCALING_DEADLINE_MS,
+            max_open_samples=4096,
+            observe_envelopes=False,
+            lead_s=_lead_s(cfg, processes) + 0.15 * n,
+            drain_s=120.0,
+            progress=cfg.progress,
+        )
         label = "trained" if trained else "untrained: throughput only, no SSIM"
-        echo(f"scaling: {n} edges in {processes} processes ({label}), link none, "
-             f"{cfg.scaling_samples} samples at {cfg.scaling_rate} Hz")  # fmt: skip
+        echo(
+            f"scaling: {n} edges in {processes} processes ({label}), link none, "
+            f"{cfg.scaling_samples} samples at {cfg.scaling_rate} Hz"
+        )
         result = run_pipeline(spec)
         first = result.first_maps()
         sustained = throughput(first.values())
@@ -275,10 +319,16 @@ def _scaling(cfg: BenchConfig, echo: Callable[[str], None]) -> dict:
             "finished": result.finished,
         }
         rows.append(row)
-        echo(f"scaling: {n} edges -> {row['maps_per_s']} maps/s ({row['maps']} maps, "
-             f"{row['lost']} lost)")  # fmt: skip
-    return {"link": "none", "rate_hz": cfg.scaling_rate, "samples": cfg.scaling_samples,
-            "rows": rows}  # fmt: skip
+        echo(
+            f"scaling: {n} edges -> {row['maps_per_s']} maps/s ({row['maps']} maps, "
+            f"{row['lost']} lost)"
+        )
+    return {
+        "link": "none",
+        "rate_hz": cfg.scaling_rate,
+        "samples": cfg.scaling_samples,
+        "rows": rows,
+    }
 
 
 def _machine() -> dict:

@@ -142,8 +142,12 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
     started = time.monotonic()
     work = config.workdir
     work.mkdir(parents=True, exist_ok=True)
-    for stale in [*work.glob("ready-*"), *work.glob("outbox-*"), work / "go.json",
-                  work / "central.sqlite"]:  # fmt: skip
+    for stale in [
+        *work.glob("ready-*"),
+        *work.glob("outbox-*"),
+        work / "go.json",
+        work / "central.sqlite",
+    ]:
         stale.unlink(missing_ok=True)
     bundle = make_bundle(work, config.devices)
     cache = work / "pool"
@@ -154,38 +158,74 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
         url = _start_broker(config, supervisor)
         api_port = free_port()
         central = supervisor.start(
-            "central", "central", "--bundle", str(bundle), "--broker", url,
-            "--port", str(api_port), "--db", str(work / "central.sqlite"),
-            "--deadline-ms", str(config.deadline_ms), "--threads", str(config.central_threads),
+            "central",
+            "central",
+            "--bundle",
+            str(bundle),
+            "--broker",
+            url,
+            "--port",
+            str(api_port),
+            "--db",
+            str(work / "central.sqlite"),
+            "--deadline-ms",
+            str(config.deadline_ms),
+            "--threads",
+            str(config.central_threads),
             env={"OMP_NUM_THREADS": str(config.central_threads)},
-        )  # fmt: skip
+        )
         api = f"http://127.0.0.1:{api_port}"
-        supervisor.wait_until(central, lambda: get_json(f"{api}/api/health") is not None,
-                              "API", timeout_s=120)  # fmt: skip
+        supervisor.wait_until(
+            central, lambda: get_json(f"{api}/api/health") is not None, "API", timeout_s=120
+        )
         ids = [f"dev-{i}" for i in range(config.devices)]
         groups = [ids[k :: config.edge_procs] for k in range(config.edge_procs)]
         edges = []
         for k, group in enumerate(groups):
-            argv = [sys.executable, "-m", "epic.lab.bench.load_edges", "--bundle", str(bundle),
-                    "--broker", url, "--devices", ",".join(group), "--rate", str(config.rate),
-                    "--max-samples", str(config.samples), "--family", config.family,
-                    "--pool-size", str(config.pool_size), "--cache-dir", str(cache),
-                    "--workdir", str(work), "--group", str(k)]  # fmt: skip
-            child = Child(f"edges-{k}", argv, supervisor.logs / f"edges-{k}.log",
-                          {"OMP_NUM_THREADS": "1"})  # fmt: skip
+            argv = [
+                sys.executable,
+                "-m",
+                "epic.lab.bench.load_edges",
+                "--bundle",
+                str(bundle),
+                "--broker",
+                url,
+                "--devices",
+                ",".join(group),
+                "--rate",
+                str(config.rate),
+                "--max-samples",
+                str(config.samples),
+                "--family",
+                config.family,
+                "--pool-size",
+                str(config.pool_size),
+                "--cache-dir",
+                str(cache),
+                "--workdir",
+                str(work),
+                "--group",
+                str(k),
+            ]
+            child = Child(
+                f"edges-{k}", argv, supervisor.logs / f"edges-{k}.log", {"OMP_NUM_THREADS": "1"}
+            )
             child.start()
             supervisor.children.append(child)
             edges.append(child)
         for k, child in enumerate(edges):
-            supervisor.wait_until(child, (work / f"ready-{k}").is_file, "its devices ready",
-                                  timeout_s=300)  # fmt: skip
+            supervisor.wait_until(
+                child, (work / f"ready-{k}").is_file, "its devices ready", timeout_s=300
+            )
         from epic.edge.sources.base import current_slot
 
         start_slot = current_slot(time.time_ns(), config.rate) + max(2, round(config.rate))
         (work / "go.tmp").write_text(json.dumps({"start_slot": start_slot}))
         (work / "go.tmp").replace(work / "go.json")
-        say(f"{config.devices} edges ready in {len(edges)} processes; starting at slot "
-            f"{start_slot}, {config.samples} samples each")  # fmt: skip
+        say(
+            f"{config.devices} edges ready in {len(edges)} processes; starting at slot "
+            f"{start_slot}, {config.samples} samples each"
+        )
         series = _watch(config, central, edges, api, say)
         for child in edges:  # done (every map complete) or out of time: stop, with stats
             child.stop(grace_s=30)
@@ -207,8 +247,9 @@ def _start_broker(config: LoadConfig, supervisor: Any) -> str:
         child = supervisor.start("broker", "broker", "--port", str(port))
     elif config.broker == "mosquitto":
         # Mosquitto 2 with no config file: localhost only, anonymous allowed.
-        child = Child("broker", ["/usr/sbin/mosquitto", "-p", str(port)],
-                      supervisor.logs / "broker.log")  # fmt: skip
+        child = Child(
+            "broker", ["/usr/sbin/mosquitto", "-p", str(port)], supervisor.logs / "broker.log"
+        )
         child.start()
         supervisor.children.append(child)
     else:
@@ -233,8 +274,10 @@ def _watch(config: LoadConfig, central: Any, edges: list, api: str, say: Any) ->
             series.append((round(time.monotonic() - t0, 1), round(_rss_mb(pid), 1)))
             next_sample += config.rss_every_s
             health = get_json(f"{api}/api/health") or {}
-            say(f"  t={series[-1][0]:5.0f} s  centre RSS {series[-1][1]:6.1f} MB  maps "
-                f"{health.get('maps_stored')}  buffer {health.get('buffer_depth')}")  # fmt: skip
+            say(
+                f"  t={series[-1][0]:5.0f} s  centre RSS {series[-1][1]:6.1f} MB  maps "
+                f"{health.get('maps_stored')}  buffer {health.get('buffer_depth')}"
+            )
         health = get_json(f"{api}/api/health") or {}
         stored = health.get("maps_stored") or 0
         if stored >= config.samples and _all_complete(api, config.samples):
@@ -266,8 +309,11 @@ def _collect(config: LoadConfig, api: str, series: list, edges: list) -> LoadRep
         before = page[-1]["sample_id"]
     devices = (get_json(f"{api}/api/devices", timeout=30) or {}).get("devices", [])
     health = get_json(f"{api}/api/health", timeout=30) or {}
-    e2e = [m["timings"]["end_to_end_ms"] for m in maps if m["version"] == 1
-           and m["timings"]["end_to_end_ms"] is not None]  # fmt: skip
+    e2e = [
+        m["timings"]["end_to_end_ms"]
+        for m in maps
+        if m["version"] == 1 and m["timings"]["end_to_end_ms"] is not None
+    ]
     received = sum(len(m["devices_used"]) for m in maps)
     expected = config.samples * config.devices
     edge_stats: dict[str, dict] = {}
@@ -278,19 +324,30 @@ def _collect(config: LoadConfig, api: str, series: list, edges: list) -> LoadRep
     # Warm-up excluded from the start figure: the first sample after maps began.
     warm = [mb for t, mb in series if t >= min(20.0, config.duration_s / 4)] or [series[0][1]]
     return LoadReport(
-        devices=config.devices, samples=config.samples, latents_expected=expected,
-        latents_received=received, latents_lost=expected - received, maps=len(maps),
-        partial=sum(m["partial"] for m in maps), refined=sum(m["version"] > 1 for m in maps),
-        rejected=health.get("rejected") or {}, dropped=health.get("samples_dropped") or {},
+        devices=config.devices,
+        samples=config.samples,
+        latents_expected=expected,
+        latents_received=received,
+        latents_lost=expected - received,
+        maps=len(maps),
+        partial=sum(m["partial"] for m in maps),
+        refined=sum(m["version"] > 1 for m in maps),
+        rejected=health.get("rejected") or {},
+        dropped=health.get("samples_dropped") or {},
         late=sum(d["late_latents"] for d in devices),
         duplicates=sum(d["duplicates"] for d in devices),
-        e2e_ms_p50=_percentile(e2e, 50), e2e_ms_p95=_percentile(e2e, 95),
-        e2e_ms_max=max(e2e) if e2e else None, deadline_ms=config.deadline_ms,
-        decode_ms_p95=health.get("decode_ms_p95"), rss_mb_start=warm[0],
-        rss_mb_end=series[-1][1], rss_mb_max=max(mb for _, mb in series), rss_mb_final=0.0,
+        e2e_ms_p50=_percentile(e2e, 50),
+        e2e_ms_p95=_percentile(e2e, 95),
+        e2e_ms_max=max(e2e) if e2e else None,
+        deadline_ms=config.deadline_ms,
+        decode_ms_p95=health.get("decode_ms_p95"),
+        rss_mb_start=warm[0],
+        rss_mb_end=series[-1][1],
+        rss_mb_max=max(mb for _, mb in series),
+        rss_mb_final=0.0,
         rss_series=series,
         edges=edge_stats,
-    )  # fmt: skip
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,9 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the report here")
     args = p.parse_args(argv)
     config = LoadConfig(
-        workdir=args.workdir, devices=args.devices, rate=args.rate, duration_s=args.duration,
-        edge_procs=args.edge_procs, deadline_ms=args.deadline_ms, broker=args.broker,
-    )  # fmt: skip
+        workdir=args.workdir,
+        devices=args.devices,
+        rate=args.rate,
+        duration_s=args.duration,
+        edge_procs=args.edge_procs,
+        deadline_ms=args.deadline_ms,
+        broker=args.broker,
+    )
     report = run_load(config, progress=True)
     print(report.summary())
     if args.json:

@@ -78,13 +78,20 @@ async def run_group(args: argparse.Namespace) -> dict[str, dict]:
         configs = []
         for device in args.devices.split(","):
             config = EdgeConfig(
-                bundle=Path(args.bundle), device_id=device, broker=endpoint,
-                source=f"sim:{args.family}", rate=args.rate, runtime="torch", threads=1,
+                bundle=Path(args.bundle),
+                device_id=device,
+                broker=endpoint,
+                source=f"sim:{args.family}",
+                rate=args.rate,
+                runtime="torch",
+                threads=1,
                 start_slot=0,  # replaced by the agreed slot below, before anything runs
-                max_samples=args.max_samples, pool_size=args.pool_size,
-                cache_dir=Path(args.cache_dir), outbox=workdir / f"outbox-{device}.sqlite",
+                max_samples=args.max_samples,
+                pool_size=args.pool_size,
+                cache_dir=Path(args.cache_dir),
+                outbox=workdir / f"outbox-{device}.sqlite",
                 **given,
-            )  # fmt: skip
+            )
             configs.append(config)
         daemons = await _enter_all([EdgeDaemon(c) for c in configs], stack)
         (workdir / f"ready-{args.group}").write_text(str(len(daemons)))

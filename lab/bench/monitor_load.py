@@ -69,8 +69,7 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
     manifest = load_manifest(bundle)
     rng = np.random.default_rng(2)
     host, port = url.removeprefix("mqtt://").rsplit(":", 1)
-    decode_ms: dict[str, list[float]] = {"priming": [], "idle": [], "watched": [],
-                                          "idle again": []}  # fmt: skip
+    decode_ms: dict[str, list[float]] = {"priming": [], "idle": [], "watched": [], "idle again": []}
     phase = "priming"
     stored: list[str] = []
     fetched = {"pngs": 0, "reloads": 0, "png_errors": 0}
@@ -78,11 +77,22 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
     def envelopes(k: int) -> list[tuple[str, bytes]]:
         now = time.time_ns()
         return [
-            (str(latent_topic(manifest.deployment, f"load-{k}", d.id)),
-             pack(Envelope(manifest.deployment, f"load-{k}", d.id, manifest.model_hash, now,
-                           1000, rng.uniform(-1, 1, d.latent_shape).astype(np.float32))))
+            (
+                str(latent_topic(manifest.deployment, f"load-{k}", d.id)),
+                pack(
+                    Envelope(
+                        manifest.deployment,
+                        f"load-{k}",
+                        d.id,
+                        manifest.model_hash,
+                        now,
+                        1000,
+                        rng.uniform(-1, 1, d.latent_shape).astype(np.float32),
+                    )
+                ),
+            )
             for d in manifest.devices
-        ]  # fmt: skip
+        ]
 
     async with (
         aiomqtt.Client(host, int(port), identifier="load-reader") as reader,
@@ -158,8 +168,11 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
 
     def stats(values: list[float]) -> dict:
         p50, p95 = np.percentile(values, [50, 95]) if values else (None, None)
-        return {"maps": len(values), "decode_ms_p50": round(float(p50), 2),
-                "decode_ms_p95": round(float(p95), 2)}  # fmt: skip
+        return {
+            "maps": len(values),
+            "decode_ms_p50": round(float(p50), 2),
+            "decode_ms_p95": round(float(p95), 2),
+        }
 
     result = {name: stats(v) for name, v in decode_ms.items() if name != "priming"}
     result["load"] = {**fetched, "seconds": phase_s}
@@ -192,12 +205,16 @@ def main() -> None:
     result = {"machine": {"cpus": os.cpu_count()}, "rate_hz": args.rate, **result}
     for name in ("idle", "watched", "idle again"):
         r = result[name]
-        print(f"{name:<10}  maps {r['maps']:>4}  decode p50 {r['decode_ms_p50']:6.2f} ms  "
-              f"p95 {r['decode_ms_p95']:6.2f} ms")  # fmt: skip
+        print(
+            f"{name:<10}  maps {r['maps']:>4}  decode p50 {r['decode_ms_p50']:6.2f} ms  "
+            f"p95 {r['decode_ms_p95']:6.2f} ms"
+        )
     load = result["load"]
-    print(f"watched: {load['reloads']} page reloads, {load['pngs']} uncached PNGs "
-          f"({load['png_errors']} failed); decode p95 watched / idle = "
-          f"{result['p95_ratio_watched_to_idle']}")  # fmt: skip
+    print(
+        f"watched: {load['reloads']} page reloads, {load['pngs']} uncached PNGs "
+        f"({load['png_errors']} failed); decode p95 watched / idle = "
+        f"{result['p95_ratio_watched_to_idle']}"
+    )
     if args.json:
         write_json(args.json, result)
 

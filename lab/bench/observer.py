@@ -144,9 +144,13 @@ class Observer:
         quiet = logging.getLogger("bench.observer.mqtt")
         quiet.setLevel(logging.ERROR)
         async with aiomqtt.Client(
-            self.host, self.port, identifier=f"bench-observer-{self.deployment}",
-            timeout=CONNECT_TIMEOUT_S, logger=quiet, max_queued_incoming_messages=100_000,
-        ) as client:  # fmt: skip
+            self.host,
+            self.port,
+            identifier=f"bench-observer-{self.deployment}",
+            timeout=CONNECT_TIMEOUT_S,
+            logger=quiet,
+            max_queued_incoming_messages=100_000,
+        ) as client:
             for topic in topics:
                 await client.subscribe(topic, qos=0)
             self._ready.set()
@@ -172,9 +176,15 @@ class Observer:
         if kind in (LATENT, RAW):
             env = unpack(payload)
             record = EnvelopeRecord(
-                env.sample_id, env.device_id, kind, env.acquired_ns, env.encode_us,
-                arrival_ns, len(payload), len(topic.encode()),
-            )  # fmt: skip
+                env.sample_id,
+                env.device_id,
+                kind,
+                env.acquired_ns,
+                env.encode_us,
+                arrival_ns,
+                len(payload),
+                len(topic.encode()),
+            )
             with self._lock:
                 self.envelopes.append(record)
         elif kind == MAP:

@@ -55,8 +55,10 @@ async def measure(payload_bytes: int, devices: int) -> None:
                         await pending.add(row(), None)
                     await pending.flush(10)
                     per_message.append((time.perf_counter() - start) / batch * 1e6)
-                print(f"rounds of {batch:3d}: {statistics.median(per_message):7.1f} us a message "
-                      f"(median), p95 {_p95(per_message):7.1f} us")  # fmt: skip
+                print(
+                    f"rounds of {batch:3d}: {statistics.median(per_message):7.1f} us a message "
+                    f"(median), p95 {_p95(per_message):7.1f} us"
+                )
 
             burst = 5000
             start = time.perf_counter()
@@ -66,8 +68,10 @@ async def measure(payload_bytes: int, devices: int) -> None:
             await pending.flush(30)
             total_s = time.perf_counter() - start
             per_message = total_s / burst * 1e6
-            print(f"burst of {burst}: {loop_us:.1f} us of event-loop time an add; all committed "
-                  f"after {per_message:.1f} us a message ({burst / total_s:,.0f}/s)")  # fmt: skip
+            print(
+                f"burst of {burst}: {loop_us:.1f} us of event-loop time an add; all committed "
+                f"after {per_message:.1f} us a message ({burst / total_s:,.0f}/s)"
+            )
 
             shots = 60
             start = time.perf_counter()

@@ -135,8 +135,9 @@ def run_pipeline(spec: RunSpec) -> RunResult:
         launched_ns = time.time_ns()
         _start_edges(sup, spec, targets, start_slot, work)
         expected = [sample_id(spec.family, start_slot + j) for j in range(spec.samples)]
-        result = RunResult(spec, start_slot, expected, [], [], load_at_start=load,
-                           launched_ns=launched_ns)  # fmt: skip
+        result = RunResult(
+            spec, start_slot, expected, [], [], load_at_start=load, launched_ns=launched_ns
+        )
         _wait_online(sup, spec, observer, start_ns, result)
         _watch(sup, spec, observer, start_slot, result)
         listing = get_json(f"{http}/api/maps?limit={min(10 * spec.samples + 100, 5000)}")
@@ -165,13 +166,19 @@ def _start_centre(sup: Supervisor, spec: RunSpec, broker_port: int, work: Path) 
     port = free_port()
     args = [
         "central",
-        "--bundle", str(spec.deployed.bundle),
-        "--broker", f"mqtt://127.0.0.1:{broker_port}",
-        "--port", str(port),
-        "--db", str(work / "central.sqlite"),
-        "--truth", f"sim:{spec.family}",
-        "--truth-pool-size", str(spec.pool_size),
-    ]  # fmt: skip
+        "--bundle",
+        str(spec.deployed.bundle),
+        "--broker",
+        f"mqtt://127.0.0.1:{broker_port}",
+        "--port",
+        str(port),
+        "--db",
+        str(work / "central.sqlite"),
+        "--truth",
+        f"sim:{spec.family}",
+        "--truth-pool-size",
+        str(spec.pool_size),
+    ]
     for flag, value in (
         ("--deadline-ms", spec.deadline_ms),
         ("--min-devices", spec.min_devices),
@@ -198,10 +205,20 @@ def _start_proxies(sup: Supervisor, spec: RunSpec, broker_port: int, work: Path)
     children = {}
     for i, device in enumerate(spec.devices):
         argv = [
-            sys.executable, "-m", "epic.lab.bench.link", "--profile", spec.link,
-            "--listen", "127.0.0.1:0", "--target", f"127.0.0.1:{broker_port}",
-            "--seed", str(i), "--stats-file", str(work / f"link-{device}.json"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "epic.lab.bench.link",
+            "--profile",
+            spec.link,
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            f"127.0.0.1:{broker_port}",
+            "--seed",
+            str(i),
+            "--stats-file",
+            str(work / f"link-{device}.json"),
+        ]
         child = Child(f"link-{device}", argv, sup.logs / f"link-{device}.log", _module_env())
         child.start()
         sup.children.append(child)
@@ -224,24 +241,36 @@ def _start_edges(
 ) -> None:
     d = spec.deployed
     common = [
-        "--bundle", str(d.bundle),
-        "--source", f"sim:{spec.family}",
-        "--rate", str(spec.rate),
-        "--mode", d.mode,
-        "--start-slot", str(start_slot),
-        "--max-samples", str(spec.samples),
-        "--pool-size", str(spec.pool_size),
-    ]  # fmt: skip
+        "--bundle",
+        str(d.bundle),
+        "--source",
+        f"sim:{spec.family}",
+        "--rate",
+        str(spec.rate),
+        "--mode",
+        d.mode,
+        "--start-slot",
+        str(start_slot),
+        "--max-samples",
+        str(spec.samples),
+        "--pool-size",
+        str(spec.pool_size),
+    ]
     env = {"OMP_NUM_THREADS": "1"}  # an edge has one core's worth; torch must not spin on two
     if spec.edges_per_process <= 1:
         for device in spec.devices:
             sup.start(
-                device, "edge", *common,
-                "--device-id", device,
-                "--broker", f"mqtt://127.0.0.1:{targets[device]}",
-                "--outbox", str(work / f"outbox-{device}.sqlite"),
+                device,
+                "edge",
+                *common,
+                "--device-id",
+                device,
+                "--broker",
+                f"mqtt://127.0.0.1:{targets[device]}",
+                "--outbox",
+                str(work / f"outbox-{device}.sqlite"),
                 env=env,
-            )  # fmt: skip
+            )
         return
     if len(set(targets.values())) != 1:
         raise LaunchError("grouped edges connect to the broker directly (no per-edge proxy)")
@@ -251,11 +280,17 @@ def _start_edges(
     for g in range(groups):
         chunk = devices[g::groups]  # round robin: every group gets a spread of receivers
         argv = [
-            sys.executable, "-m", "epic.lab.bench.edge_group", *common,
-            "--devices", ",".join(chunk),
-            "--broker", f"mqtt://127.0.0.1:{port}",
-            "--outbox-dir", str(work),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "epic.lab.bench.edge_group",
+            *common,
+            "--devices",
+            ",".join(chunk),
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--outbox-dir",
+            str(work),
+        ]
         child = Child(f"edges-{g}", argv, sup.logs / f"edges-{g}.log", {**env, **_module_env()})
         child.start()
         sup.children.append(child)
@@ -273,8 +308,14 @@ def _bar(spec: RunSpec, total: int, desc: str, unit: str, leave: bool = True) ->
 
     # Into a log file (not a terminal) a redraw every 0.2 s would be a line every 0.2 s.
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, leave=leave, disable=not spec.progress,
-                mininterval=0.1 if interactive else 5.0)  # fmt: skip
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        leave=leave,
+        disable=not spec.progress,
+        mininterval=0.1 if interactive else 5.0,
+    )
 
 
 def _edge_children(sup: Supervisor) -> list[Child]:
@@ -302,11 +343,15 @@ def _wait_online(
             _check_core(sup)
             dead = [c for c in _edge_children(sup) if not c.alive]
             if dead:
-                raise LaunchError(f"{dead[0].name} exited before going online; log "
-                                  f"{dead[0].log}:\n{dead[0].tail()}")  # fmt: skip
+                raise LaunchError(
+                    f"{dead[0].name} exited before going online; log "
+                    f"{dead[0].log}:\n{dead[0].tail()}"
+                )
             if time.monotonic() > limit:
-                raise LaunchError(f"only {up} of {len(want)} edges online after "
-                                  f"{spec.lead_s + 120:.0f} s; logs in {sup.logs}")  # fmt: skip
+                raise LaunchError(
+                    f"only {up} of {len(want)} edges online after "
+                    f"{spec.lead_s + 120:.0f} s; logs in {sup.logs}"
+                )
             time.sleep(_POLL_S)
         bar.update(len(want) - bar.n)
     finally:

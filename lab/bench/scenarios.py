@@ -104,9 +104,14 @@ def deploy(
     raw = not any(encoder_has_weights(net, i) for i in range(net.n_devices))
     manifest = write_bundle(checkpoint, out, deployment, edges, onnx=onnx and not raw)
     return Deployed(
-        model, checkpoint, out, manifest.deployment, "raw" if raw else "latent",
-        len(manifest.devices), trained,
-    )  # fmt: skip
+        model,
+        checkpoint,
+        out,
+        manifest.deployment,
+        "raw" if raw else "latent",
+        len(manifest.devices),
+        trained,
+    )
 
 
 def untrained_epic(n_devices: int, out: Path) -> Path:
@@ -119,7 +124,8 @@ def untrained_epic(n_devices: int, out: Path) -> Path:
     torch.manual_seed(0)
     path = out / f"epic-lite-{n_devices}-untrained.pt"
     save_checkpoint(
-        path, build_model("epic", "lite", n_devices),
+        path,
+        build_model("epic", "lite", n_devices),
         note="untrained: for throughput measurements only, never for fidelity",
-    )  # fmt: skip
+    )
     return path

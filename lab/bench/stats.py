@@ -196,12 +196,14 @@ def robustness_curve(first_maps: Iterable[MapRecord], n_devices: int) -> list[di
             for m in ms
             if m.acquired_ns is not None
         ]
-        out.append({
-            "devices_cut": cut,
-            "maps": len(ms),
-            "ssim": _round(_mean(ssim), 4),
-            "l_total_ms_p50": _round(percentile(total, 50), 1),
-        })  # fmt: skip
+        out.append(
+            {
+                "devices_cut": cut,
+                "maps": len(ms),
+                "ssim": _round(_mean(ssim), 4),
+                "l_total_ms_p50": _round(percentile(total, 50), 1),
+            }
+        )
     return out
 
 

@@ -1,8 +1,8 @@
 """The EPIC paper's fidelity figures, and the project's own bar, to set beside ours.
 
 The paper's Table 2 (SSIM on OpenFWI's test sets, GPU-trained on OpenFWI's full training
-sets) for its EPIC-Net, InversionNet (InV) and the split baselines, and the bar MISSION.md
-sets for this project: a model trained on 2 CPU cores, and one from a GPU run. A test
+sets) for its EPIC-Net, InversionNet (InV) and the split baselines, and the bar this
+project sets itself: a model trained on 2 CPU cores, and one from a GPU run. A test
 folder is matched to a family by its name (``FlatVelA-test11``, ``flatvel-a`` ...).
 """
 
@@ -61,7 +61,7 @@ def beside_the_paper(folders: list[dict[str, Any]], entries: list[dict[str, Any]
         "",
         "SSIM per test folder next to the EPIC paper's Table 2 for the same model (GPU-trained",
         "on OpenFWI's full training sets, tested on OpenFWI's test sets), and the bar this",
-        "project sets itself (MISSION.md) for EPIC-Net.",
+        "project sets itself for EPIC-Net.",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(align) + " |",

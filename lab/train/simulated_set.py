@@ -176,9 +176,7 @@ def simulate_split(
     chunk = chunk or (2048 if device.type == "cuda" else 16)
     propagator = BatchedPropagator(geometry, device, compile=compile)
     done = [0] * len(sources)
-    data = [
-        torch.empty(len(s.maps), *geometry.data_shape, device=device) for s in sources
-    ]  # fmt: skip
+    data = [torch.empty(len(s.maps), *geometry.data_shape, device=device) for s in sources]
     total = sum(len(s.maps) for s in sources)
     started = time.perf_counter()
     bar = tqdm(total=total, unit="map", desc="simulate", disable=not progress)
@@ -224,10 +222,12 @@ def simulate_split(
     n_val_all = sum(len(v) for _, v in picks)
     shape = geometry.data_shape
     sets = [
-        TensorSet(torch.empty(n, *shape, device=device), torch.empty(n, *geometry.model_shape,
-                  device=device))
+        TensorSet(
+            torch.empty(n, *shape, device=device),
+            torch.empty(n, *geometry.model_shape, device=device),
+        )
         for n in (n_train, n_val_all)
-    ]  # fmt: skip
+    ]
     offsets = [0, 0]
     for k, s in enumerate(sources):
         velocity = torch.from_numpy(s.maps[: done[k]]).to(device)

@@ -270,8 +270,9 @@ class BatchedPropagator:
         if self.compiled and self._first:
             self._first = False
             try:  # compile now, on this batch's shapes; a compiler problem costs speed only
-                self.step(*fields, v2dt2, scale, self.source_onehot, self.wavelet[0],
-                          self.profiles, rdx)  # fmt: skip
+                self.step(
+                    *fields, v2dt2, scale, self.source_onehot, self.wavelet[0], self.profiles, rdx
+                )
             except Exception as exc:
                 warnings.warn(
                     f"torch.compile failed ({type(exc).__name__}: {exc}); stepping eagerly",
@@ -282,9 +283,19 @@ class BatchedPropagator:
         for t in range(steps):
             traces[t] = u[:, :, self.receiver_row, self.receiver_cols]
             u, u_prev, psi_y, psi_x, zeta_y, zeta_x = self.step(
-                u, u_prev, psi_y, psi_x, zeta_y, zeta_x, v2dt2, scale, self.source_onehot,
-                self.wavelet[t], self.profiles, rdx,
-            )  # fmt: skip
+                u,
+                u_prev,
+                psi_y,
+                psi_x,
+                zeta_y,
+                zeta_x,
+                v2dt2,
+                scale,
+                self.source_onehot,
+                self.wavelet[t],
+                self.profiles,
+                rdx,
+            )
         # [steps, n, shots, receivers] -> [n, shots, receivers, steps] -> downsample time.
         data = downsample(traces.permute(1, 2, 3, 0), self.ratio)
         return data.transpose(2, 3).contiguous()

@@ -1,7 +1,7 @@
 """Who may read and write which topics: EPIC's field rules, as the broker's ACL grants them.
 
 A device may only write its own topics (any sample) and read nothing; the centre reads the
-whole deployment and writes only maps (DESIGN.md, "Topics").
+whole deployment and writes only maps (docs/architecture.md, "The topic tree").
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ baseline, its raw waveforms). Layout, little-endian, version 1::
     payload length               u32, then the payload (compressed or not)
     CRC32                        u32  over every byte before it
 
-The CRC covers the header as well as the payload (DESIGN.md asks for the payload; a flipped
-bit in a sample id or a timestamp is as wrong as one in the latent), so any single flipped
+The CRC covers the header as well as the payload (a flipped bit in a sample id or a
+timestamp is as wrong as one in the latent), so any single flipped
 bit or truncation is caught before anything is parsed. Everything is then checked field by
 field; every failure is one ``EnvelopeError`` whose ``reason`` is a short code the centre
 counts by.
@@ -95,8 +95,12 @@ class LatentDtype(IntEnum):
 
     @classmethod
     def parse(cls, name: str) -> LatentDtype:
-        names = {"int8": cls.INT8, "int8-channel": cls.INT8_CHANNEL, "float16": cls.FLOAT16,
-                 "float32": cls.FLOAT32}  # fmt: skip
+        names = {
+            "int8": cls.INT8,
+            "int8-channel": cls.INT8_CHANNEL,
+            "float16": cls.FLOAT16,
+            "float32": cls.FLOAT32,
+        }
         try:
             return names[name]
         except KeyError:

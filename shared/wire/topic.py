@@ -1,6 +1,6 @@
 """EPIC's MQTT topics: the one place they are spelt, built, parsed and matched.
 
-The layout (DESIGN.md, "Topics")::
+The layout (docs/architecture.md, "The topic tree")::
 
     epic/<deployment>/latent/<sample>/<device>   a device's latent envelope (QoS 1)
     epic/<deployment>/raw/<sample>/<device>      its raw block (the centralized baseline)
@@ -162,8 +162,9 @@ def _id_levels(kind: str, sample: str | None, device: str | None, *, wild: bool)
     extra = [n for n, value in given.items() if value is not None and n not in KINDS[kind]]
     missing = [] if wild else [n for n in KINDS[kind] if given[n] is None]
     if extra or missing:
-        raise TopicError(f"a {kind} topic is {_shape(kind)} (given: sample {sample!r}, "
-                         f"device {device!r})")  # fmt: skip
+        raise TopicError(
+            f"a {kind} topic is {_shape(kind)} (given: sample {sample!r}, device {device!r})"
+        )
     levels = []
     for name in KINDS[kind]:
         value = given[name]

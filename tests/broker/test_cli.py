@@ -37,20 +37,35 @@ def test_credentials_writes_three_private_files(tmp_path: Path) -> None:
     assert set(json.loads((out / "credentials.json").read_text())) == {"central", "dev-0", "dev-1"}
     assert "topic write epic/site-a/latent/+/dev-1" in (out / "acl").read_text()
 
-    named = epic("broker", "credentials", "--deployment", "site-a", "--devices", "2",
-                 "--device-ids", "north,south", "--out", str(tmp_path / "named"))  # fmt: skip
+    named = epic(
+        "broker",
+        "credentials",
+        "--deployment",
+        "site-a",
+        "--devices",
+        "2",
+        "--device-ids",
+        "north,south",
+        "--out",
+        str(tmp_path / "named"),
+    )
     assert named.returncode == 0, named.stderr
     assert set(json.loads((tmp_path / "named/credentials.json").read_text())) == {
-        "central", "north", "south"
-    }  # fmt: skip
+        "central",
+        "north",
+        "south",
+    }
 
 
 def test_credentials_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     out = str(tmp_path / "c")
     base = ["broker", "credentials", "--deployment", "d", "--out", out]
     assert_one_line_error(epic(*base, "--devices", "0"), "--devices")
-    assert_one_line_error(epic("broker", "credentials", "--deployment", "a/b", "--devices", "1",
-                               "--out", out), "--deployment", "a/b")  # fmt: skip
+    assert_one_line_error(
+        epic("broker", "credentials", "--deployment", "a/b", "--devices", "1", "--out", out),
+        "--deployment",
+        "a/b",
+    )
     assert_one_line_error(epic(*base, "--devices", "2", "--device-ids", "a"), "1 ids given")
     assert_one_line_error(epic(*base, "--devices", "2", "--device-ids", "a,b c"), "'b c'")
     assert_one_line_error(epic(*base, "--devices", "1", "--device-ids", "central"), "central")

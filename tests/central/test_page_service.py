@@ -114,8 +114,11 @@ async def _scenario(broker: BrokerProcess, bundle: Path, feed: Feed, tmp_path: P
         await edges.publish(*_status(feed, silent, False), qos=1, retain=True)
         for device in devices[:-1]:
             await edges.publish(*feed.message(1, device), qos=1)
-        await edges.publish(f"epic/{feed.deployment}/latent/{feed.sample_id(2)}/{devices[1]}",
-                            b"not an envelope", qos=1)  # fmt: skip
+        await edges.publish(
+            f"epic/{feed.deployment}/latent/{feed.sample_id(2)}/{devices[1]}",
+            b"not an envelope",
+            qos=1,
+        )
         await expect(page.locator("#sample-id")).to_have_text(feed.sample_id(1), timeout=WAIT_MS)
         await expect(page.locator("#map-partial")).to_have_text("PARTIAL")
         await expect(page.locator("#devices-missing")).to_have_text(silent)

@@ -20,8 +20,13 @@ def fail(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def edge_args(bundle: Path, **over: str) -> list[str]:
-    args = {"--bundle": str(bundle), "--device-id": "dev-0", "--broker": "mqtt://127.0.0.1:1",
-            "--source": "sim:flatfault-a", **over}  # fmt: skip
+    args = {
+        "--bundle": str(bundle),
+        "--device-id": "dev-0",
+        "--broker": "mqtt://127.0.0.1:1",
+        "--source": "sim:flatfault-a",
+        **over,
+    }
     return ["edge", *[x for kv in args.items() for x in kv]]
 
 
@@ -38,9 +43,12 @@ def edge_args(bundle: Path, **over: str) -> list[str]:
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(
-    bundle: Path, capsys: pytest.CaptureFixture[str], over: dict[str, str], message: str,
+    bundle: Path,
+    capsys: pytest.CaptureFixture[str],
+    over: dict[str, str],
+    message: str,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     args = edge_args(bundle, **{"--outbox": str(tmp_path / "ob.sqlite"), **over})
     assert message in fail(args, capsys)
 

@@ -29,9 +29,19 @@ DEP = "edgetest"
 # The edge's own leg (edge -> broker) is QoS 1 throughout, which is what these tests check.
 SUB_QOS = 0
 HEARTBEAT_KEYS = {
-    "device_id", "time_ns", "uptime_s", "samples_encoded", "encode_ms_p50", "encode_ms_p95",
-    "bytes_sent", "envelopes_sent", "outbox_depth", "outbox_bytes", "dropped", "reconnects",
-}  # fmt: skip
+    "device_id",
+    "time_ns",
+    "uptime_s",
+    "samples_encoded",
+    "encode_ms_p50",
+    "encode_ms_p95",
+    "bytes_sent",
+    "envelopes_sent",
+    "outbox_depth",
+    "outbox_bytes",
+    "dropped",
+    "reconnects",
+}
 
 
 def run(scenario: Any, limit: float = 60) -> None:
@@ -55,13 +65,18 @@ def assert_int8_close(latent: np.ndarray, expected: np.ndarray) -> None:
 
 
 def test_edge_publishes_latents_status_and_heartbeat(
-    bundle: Path, manifest: Manifest, epic_cache: Path, pool: ShotPool, full_model: Any,
+    bundle: Path,
+    manifest: Manifest,
+    epic_cache: Path,
+    pool: ShotPool,
+    full_model: Any,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     async def scenario() -> None:
         async with EmbeddedBroker(port=0) as broker:
-            config = edge_config(bundle, broker.url, tmp_path / "ob.sqlite", epic_cache,
-                                 max_samples=3)  # fmt: skip
+            config = edge_config(
+                bundle, broker.url, tmp_path / "ob.sqlite", epic_cache, max_samples=3
+            )
             async with subscriber(broker.host, broker.port) as sub:
                 await sub.subscribe(f"epic/{DEP}/#", qos=SUB_QOS)
                 async with running(config) as (daemon, task):
@@ -106,14 +121,27 @@ def test_edge_publishes_latents_status_and_heartbeat(
     ("mode", "dtype", "compress"), [("raw", None, "none"), ("latent", "int8-channel", "zstd")]
 )
 def test_raw_blocks_and_other_wire_formats(
-    bundle: Path, epic_cache: Path, pool: ShotPool, tmp_path: Path,
-    mode: str, dtype: str | None, compress: str,
-) -> None:  # fmt: skip
+    bundle: Path,
+    epic_cache: Path,
+    pool: ShotPool,
+    tmp_path: Path,
+    mode: str,
+    dtype: str | None,
+    compress: str,
+) -> None:
     async def scenario() -> None:
         async with EmbeddedBroker(port=0) as broker:
-            config = edge_config(bundle, broker.url, tmp_path / "ob.sqlite", epic_cache,
-                                 max_samples=2, mode=mode, dtype=dtype, compress=compress,
-                                 start_slot=5)  # fmt: skip
+            config = edge_config(
+                bundle,
+                broker.url,
+                tmp_path / "ob.sqlite",
+                epic_cache,
+                max_samples=2,
+                mode=mode,
+                dtype=dtype,
+                compress=compress,
+                start_slot=5,
+            )
             async with subscriber(broker.host, broker.port) as sub:
                 await sub.subscribe(f"epic/{DEP}/{mode}/#", qos=SUB_QOS)
                 async with running(config) as (_, task):
@@ -149,8 +177,9 @@ def test_outbox_survives_a_daemon_restart(bundle: Path, epic_cache: Path, tmp_pa
 
     async def online() -> None:
         async with EmbeddedBroker(port=0) as broker:
-            config = edge_config(bundle, broker.url, outbox, epic_cache, max_samples=1,
-                                 start_slot=10)  # fmt: skip
+            config = edge_config(
+                bundle, broker.url, outbox, epic_cache, max_samples=1, start_slot=10
+            )
             async with subscriber(broker.host, broker.port) as sub:
                 await sub.subscribe(f"epic/{DEP}/latent/#", qos=SUB_QOS)
                 async with running(config) as (daemon, task):
@@ -182,9 +211,17 @@ def test_broker_outage_every_sample_arrives_once_in_order(
             pass  # the broker went away
 
     async def scenario() -> None:
-        config = edge_config(bundle, f"mqtt://127.0.0.1:{port}", tmp_path / "ob.sqlite",
-                             epic_cache, rate=2.0, start_slot=None, heartbeat_s=1.0,
-                             backoff_min_s=0.2, backoff_max_s=2.0)  # fmt: skip
+        config = edge_config(
+            bundle,
+            f"mqtt://127.0.0.1:{port}",
+            tmp_path / "ob.sqlite",
+            epic_cache,
+            rate=2.0,
+            start_slot=None,
+            heartbeat_s=1.0,
+            backoff_min_s=0.2,
+            backoff_max_s=2.0,
+        )
         broker = EmbeddedBroker(port=port)
         await broker.__aenter__()
         sub = subscriber("127.0.0.1", port)
@@ -247,9 +284,16 @@ def test_heartbeats_give_way_to_latents(
 
     async def scenario() -> None:
         async with EmbeddedBroker(port=0) as broker:
-            config = edge_config(bundle, broker.url, tmp_path / "ob.sqlite", epic_cache,
-                                 rate=rate, start_slot=None, heartbeat_s=0.3,
-                                 stats_s=1.5)  # fmt: skip
+            config = edge_config(
+                bundle,
+                broker.url,
+                tmp_path / "ob.sqlite",
+                epic_cache,
+                rate=rate,
+                start_slot=None,
+                heartbeat_s=0.3,
+                stats_s=1.5,
+            )
             async with subscriber(broker.host, broker.port) as sub:
                 await sub.subscribe(f"epic/{DEP}/#", qos=SUB_QOS)
                 async with running(config):

@@ -73,10 +73,16 @@ def test_an_older_bundle_whose_onnx_takes_normalized_input(
     _, encoder = load_edge_encoder(old, "dev-2")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(encoder, (torch.randn(1, 5, 1000, 14),), str(old / "edge/dev-2.onnx"),
-                          input_names=["waveforms"], output_names=["latent"],
-                          dynamic_axes={"waveforms": {0: "batch"}, "latent": {0: "batch"}},
-                          opset_version=17, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            encoder,
+            (torch.randn(1, 5, 1000, 14),),
+            str(old / "edge/dev-2.onnx"),
+            input_names=["waveforms"],
+            output_names=["latent"],
+            dynamic_axes={"waveforms": {0: "batch"}, "latent": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     raw = json.loads((old / "manifest.json").read_text())
     for device in raw["devices"]:
         del device["onnx_normalizes"]

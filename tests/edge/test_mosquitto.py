@@ -22,27 +22,50 @@ DEP = "edgetest"
 
 
 def test_edge_over_tls_with_its_own_user_and_the_password_from_the_environment(
-    mosquitto_factory: Callable[..., MosquittoProcess], bundle: Path, epic_cache: Path,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    mosquitto_factory: Callable[..., MosquittoProcess],
+    bundle: Path,
+    epic_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     files = write_credentials(tmp_path / "creds", DEP, [f"dev-{i}" for i in range(5)])
     tls = make_tls(tmp_path / "tls")
     broker = mosquitto_factory(tmp_path / "creds", tls=tls)
     monkeypatch.setenv("EPIC_MQTT_PASSWORD", files.passwords["dev-3"])
     monkeypatch.setenv("EPIC_CACHE", str(epic_cache))
     argv = [
-        "edge", "--bundle", str(bundle), "--device-id", "dev-3",
-        "--broker", f"mqtts://127.0.0.1:{broker.tls_port}", "--tls-ca", str(tls.ca),
-        "--username", "dev-3", "--source", f"sim:{FAMILY}", "--pool-size", str(POOL_SIZE),
-        "--start-slot", "0", "--max-samples", "2", "--outbox", str(tmp_path / "ob.sqlite"),
-    ]  # fmt: skip
+        "edge",
+        "--bundle",
+        str(bundle),
+        "--device-id",
+        "dev-3",
+        "--broker",
+        f"mqtts://127.0.0.1:{broker.tls_port}",
+        "--tls-ca",
+        str(tls.ca),
+        "--username",
+        "dev-3",
+        "--source",
+        f"sim:{FAMILY}",
+        "--pool-size",
+        str(POOL_SIZE),
+        "--start-slot",
+        "0",
+        "--max-samples",
+        "2",
+        "--outbox",
+        str(tmp_path / "ob.sqlite"),
+    ]
 
     async def scenario() -> list[aiomqtt.Message]:
         async with aiomqtt.Client(
-            broker.host, broker.port, username=CENTRAL_USER,
-            password=files.passwords[CENTRAL_USER], protocol=aiomqtt.ProtocolVersion.V311,
+            broker.host,
+            broker.port,
+            username=CENTRAL_USER,
+            password=files.passwords[CENTRAL_USER],
+            protocol=aiomqtt.ProtocolVersion.V311,
             timeout=5,
-        ) as central:  # fmt: skip
+        ) as central:
             await central.subscribe(f"epic/{DEP}/#", qos=1)
             await asyncio.to_thread(main, argv)  # the whole command, in a thread; exit 0
             return await messages_within(central, 1.0)
@@ -61,9 +84,11 @@ def test_edge_over_tls_with_its_own_user_and_the_password_from_the_environment(
 
 
 def test_wrong_password_keeps_retrying_and_loses_nothing(
-    mosquitto_factory: Callable[..., MosquittoProcess], bundle: Path, epic_cache: Path,
+    mosquitto_factory: Callable[..., MosquittoProcess],
+    bundle: Path,
+    epic_cache: Path,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     from epic.edge.connection import BrokerEndpoint
     from tests.edge.conftest import edge_config, running
 
@@ -72,8 +97,9 @@ def test_wrong_password_keeps_retrying_and_loses_nothing(
     endpoint = BrokerEndpoint.parse(broker.url, username="dev-1", password="wrong")
 
     async def scenario() -> None:
-        config = edge_config(bundle, broker.url, tmp_path / "ob.sqlite", epic_cache,
-                             broker=endpoint, max_samples=2)  # fmt: skip
+        config = edge_config(
+            bundle, broker.url, tmp_path / "ob.sqlite", epic_cache, broker=endpoint, max_samples=2
+        )
         async with running(config) as (daemon, _):
             while daemon.stats.connect_failures < 2 or daemon.outbox.depth < 2:
                 await asyncio.sleep(0.05)

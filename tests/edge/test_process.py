@@ -27,16 +27,40 @@ DEP = "edgetest"
 async def start_edge(
     bundle: Path, broker: BrokerProcess, epic_cache: Path, tmp: Path
 ) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "EPIC_CACHE": str(epic_cache),
-           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "EPIC_CACHE": str(epic_cache),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = (tmp / "edge.log").open("wb")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "epic", "edge", "--bundle", str(bundle), "--device-id", "dev-2",
-        "--broker", broker.url, "--source", f"sim:{FAMILY}", "--rate", "4",
-        "--pool-size", str(POOL_SIZE), "--outbox", str(tmp / "outbox.sqlite"),
-        "--heartbeat-s", "0.5",
-        stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=REPO, env=env,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "epic",
+        "edge",
+        "--bundle",
+        str(bundle),
+        "--device-id",
+        "dev-2",
+        "--broker",
+        broker.url,
+        "--source",
+        f"sim:{FAMILY}",
+        "--rate",
+        "4",
+        "--pool-size",
+        str(POOL_SIZE),
+        "--outbox",
+        str(tmp / "outbox.sqlite"),
+        "--heartbeat-s",
+        "0.5",
+        stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+    )
     log.close()
     return process
 
@@ -68,9 +92,13 @@ def check_latents(messages: list[aiomqtt.Message], pool: ShotPool, full_model: A
 
 
 def test_last_will_marks_a_killed_edge_offline(
-    embedded_broker: BrokerProcess, bundle: Path, epic_cache: Path, pool: ShotPool,
-    full_model: Any, tmp_path: Path,
-) -> None:  # fmt: skip
+    embedded_broker: BrokerProcess,
+    bundle: Path,
+    epic_cache: Path,
+    pool: ShotPool,
+    full_model: Any,
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
         async with subscriber(embedded_broker.host, embedded_broker.port) as sub:
             await sub.subscribe(f"epic/{DEP}/#", qos=SUB_QOS)

@@ -26,8 +26,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     c = EdgeConfig(**REQUIRED)
     b = c.broker
     assert (b.host, b.port, b.tls, b.username, b.password) == (
-        "broker.example", 8884, True, "dev-0", "s3cret"
-    )  # fmt: skip
+        "broker.example",
+        8884,
+        True,
+        "dev-0",
+        "s3cret",
+    )
     assert "s3cret" not in repr(c)
     assert (c.heartbeat_s, c.window, c.stats_s) == (2.5, 4, 60.0)  # the last: the default
     assert EdgeConfig(**REQUIRED, window=2).window == 2  # an argument wins
@@ -43,13 +47,17 @@ def test_the_password_s_earlier_variable_is_still_read(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(
     ("over", "says"),
-    [({"rate": -1}, "-1.0 must be >= 0"), ({"keepalive_s": 0}, "0 must be >= 1 s"),
-     ({"heartbeat_s": 10}, "must be >= --heartbeat-s (10.0)"),
-     ({"backoff_min_s": 2, "backoff_max_s": 1}, "needs 0 < min <= max"),
-     ({"mode": "raw", "dtype": "int8"}, "raw mode sends float32 or float16"),
-     ({"compress": "lz4"}, "compression must be none or zstd"),
-     ({"broker": "http://x:1"}, "is not a broker URL"), ({"nonsense": 1}, "Extra inputs")],
-)  # fmt: skip
+    [
+        ({"rate": -1}, "-1.0 must be >= 0"),
+        ({"keepalive_s": 0}, "0 must be >= 1 s"),
+        ({"heartbeat_s": 10}, "must be >= --heartbeat-s (10.0)"),
+        ({"backoff_min_s": 2, "backoff_max_s": 1}, "needs 0 < min <= max"),
+        ({"mode": "raw", "dtype": "int8"}, "raw mode sends float32 or float16"),
+        ({"compress": "lz4"}, "compression must be none or zstd"),
+        ({"broker": "http://x:1"}, "is not a broker URL"),
+        ({"nonsense": 1}, "Extra inputs"),
+    ],
+)
 def test_bad_values_are_refused(over: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says.replace("(", r"\(").replace(")", r"\)")):
         EdgeConfig(**{**REQUIRED, "broker": "mqtt://h", "stats_s": 5, **over})

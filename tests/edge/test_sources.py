@@ -22,9 +22,14 @@ T0 = 1_700_000_000_123_456_789  # a fixed "now" for the injected clock
 
 def sim(receivers: tuple[int, int], epic_cache: Path, clock: Clock, **kw: Any) -> Source:
     return open_source(
-        f"sim:{FAMILY}", receivers, RATE, pool_size=POOL_SIZE, cache_dir=epic_cache / "pool",
-        clock=clock, **kw,
-    )  # fmt: skip
+        f"sim:{FAMILY}",
+        receivers,
+        RATE,
+        pool_size=POOL_SIZE,
+        cache_dir=epic_cache / "pool",
+        clock=clock,
+        **kw,
+    )
 
 
 def test_slot_arithmetic() -> None:
@@ -77,8 +82,13 @@ def test_openfwi_replay_ids_columns_and_velocity(tiny_dataset: Path) -> None:
     source = open_source(f"openfwi:{tiny_dataset}", (14, 28), 0.0)
     slots = list(source.slots())
     ids = [s.sample_id for s in slots]
-    assert ids == ["flatfault-data1-0", "flatfault-data1-1", "flatfault-data1-2",
-                   "flatfault-data2-0", "flatfault-data2-1"]  # fmt: skip
+    assert ids == [
+        "flatfault-data1-0",
+        "flatfault-data1-1",
+        "flatfault-data1-2",
+        "flatfault-data2-0",
+        "flatfault-data2-1",
+    ]
     assert all(s.due_ns == 0 for s in slots)  # rate 0: as fast as possible
     shot = source.read(slots[3])
     data = np.load(tiny_dataset / "data" / "data2.npy")

@@ -51,9 +51,12 @@ def openfwi_folder(pool: ShotPool, root: Path) -> Path:
 
 
 def test_onnx_edge_runs_without_torch(
-    embedded_broker: BrokerProcess, bundle: Path, pool: ShotPool, full_model: Any,
+    embedded_broker: BrokerProcess,
+    bundle: Path,
+    pool: ShotPool,
+    full_model: Any,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     folder = openfwi_folder(pool, tmp_path / "shots")
     script = tmp_path / "no_torch.py"
     script.write_text(NO_TORCH)
@@ -63,13 +66,30 @@ def test_onnx_edge_runs_without_torch(
         async with subscriber(embedded_broker.host, embedded_broker.port) as sub:
             await sub.subscribe("epic/edgetest/latent/#", qos=SUB_QOS)
             process = await asyncio.create_subprocess_exec(
-                sys.executable, str(script), "edge", "--bundle", str(bundle),
-                "--device-id", "dev-2", "--broker", embedded_broker.url,
-                "--source", f"openfwi:{folder}", "--runtime", "onnx", "--rate", "4",
-                "--max-samples", str(len(pool)), "--outbox", str(tmp_path / "outbox.sqlite"),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
+                sys.executable,
+                str(script),
+                "edge",
+                "--bundle",
+                str(bundle),
+                "--device-id",
+                "dev-2",
+                "--broker",
+                embedded_broker.url,
+                "--source",
+                f"openfwi:{folder}",
+                "--runtime",
+                "onnx",
+                "--rate",
+                "4",
+                "--max-samples",
+                str(len(pool)),
+                "--outbox",
+                str(tmp_path / "outbox.sqlite"),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=REPO,
                 env=env,
-            )  # fmt: skip
+            )
             payloads: list[bytes] = []
 
             async def collect() -> None:

@@ -25,17 +25,33 @@ class CentralProcess:
     """One centre; ``start()`` again after ``kill()`` reuses the same port, db and client id."""
 
     def __init__(
-        self, bundle: Path, broker_url: str, folder: Path, *options: str,
+        self,
+        bundle: Path,
+        broker_url: str,
+        folder: Path,
+        *options: str,
         preexec: Callable[[], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.folder = folder
         self.port = free_port()
         self.db = folder / "central.sqlite"
         self.argv = [
-            sys.executable, "-m", "epic", "central", "--bundle", str(bundle),
-            "--broker", broker_url, "--port", str(self.port), "--db", str(self.db),
-            "--threads", "1", *options,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "epic",
+            "central",
+            "--bundle",
+            str(bundle),
+            "--broker",
+            broker_url,
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+            "--threads",
+            "1",
+            *options,
+        ]
         self.preexec = preexec
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -57,19 +73,29 @@ class CentralProcess:
     async def start(self, timeout: float = 60.0) -> None:
         """Start and wait until its API answers."""
         self.starts += 1
-        env = {**os.environ, "PYTHONPATH": str(_REPO), "PYTHONUNBUFFERED": "1",
-               "OMP_NUM_THREADS": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(_REPO),
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+        }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=env,
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
+                env=env,
                 preexec_fn=self.preexec,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"epic central exited {self.process.returncode}:\n"
-                                       f"{self.log.read_text(errors='replace')}")  # fmt: skip
+                    raise RuntimeError(
+                        f"epic central exited {self.process.returncode}:\n"
+                        f"{self.log.read_text(errors='replace')}"
+                    )
                 try:
                     if (await http.get("/api/health")).status_code == 200:
                         return

@@ -52,17 +52,32 @@ def sample_ids(first_slot: int, count: int) -> list[str]:
 
 
 def edge_config(
-    bundle: Path, url: str, device: str, slot: int, count: int, tmp: Path, pool_cache: Path,
+    bundle: Path,
+    url: str,
+    device: str,
+    slot: int,
+    count: int,
+    tmp: Path,
+    pool_cache: Path,
     **overrides: Any,
-) -> EdgeConfig:  # fmt: skip
+) -> EdgeConfig:
     """Device ``device`` firing ``count`` shots from ``slot`` at ``RATE``, torch encoder."""
     base: dict[str, Any] = dict(
-        bundle=bundle, device_id=device, broker=BrokerEndpoint.parse(url),
-        source=f"sim:{FAMILY}", rate=RATE, runtime="torch", start_slot=slot,
-        max_samples=count, pool_size=POOL_SIZE, cache_dir=pool_cache,
-        outbox=tmp / f"outbox-{device}.sqlite", heartbeat_s=1.0,
-        backoff_min_s=0.2, backoff_max_s=1.0,
-    )  # fmt: skip
+        bundle=bundle,
+        device_id=device,
+        broker=BrokerEndpoint.parse(url),
+        source=f"sim:{FAMILY}",
+        rate=RATE,
+        runtime="torch",
+        start_slot=slot,
+        max_samples=count,
+        pool_size=POOL_SIZE,
+        cache_dir=pool_cache,
+        outbox=tmp / f"outbox-{device}.sqlite",
+        heartbeat_s=1.0,
+        backoff_min_s=0.2,
+        backoff_max_s=1.0,
+    )
     return EdgeConfig(**{**base, **overrides})  # validated again, overrides and all
 
 

@@ -48,10 +48,17 @@ class RawClient:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, client_id: str, *, clean: bool, timeout: float = 5.0,
-        username: str | None = None, password: str | None = None,
+        cls,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        clean: bool,
+        timeout: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
         will: tuple[str, bytes] | None = None,
-    ) -> RawClient:  # fmt: skip
+    ) -> RawClient:
         """CONNECT (MQTT 3.1.1); ``will``: (topic, payload), QoS 1, not retained."""
         flags = 0x02 if clean else 0x00
         payload = _text(client_id)

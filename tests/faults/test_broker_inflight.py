@@ -33,9 +33,13 @@ def test_a_message_in_flight_to_a_dying_persistent_session_is_sent_again() -> No
                 await asyncio.sleep(0.5)  # the broker sees the connection go
                 await edge.publish("epic/d/latent/s2/dev-0", b"queued", qos=1)
             async with aiomqtt.Client(
-                broker.host, broker.port, identifier="centre", clean_session=False,
-                protocol=V311, timeout=5,
-            ) as back:  # fmt: skip
+                broker.host,
+                broker.port,
+                identifier="centre",
+                clean_session=False,
+                protocol=V311,
+                timeout=5,
+            ) as back:
                 got = await collect(back, 2, timeout=10)
                 assert await messages_within(back, 0.5) == []  # each once, no more
             assert sorted((str(m.topic), m.payload) for m in got) == [
@@ -53,17 +57,25 @@ def test_a_message_acknowledged_late_is_not_sent_again() -> None:
     async def main() -> None:
         async with asyncio.timeout(30), EmbeddedBroker(port=0) as broker:
             async with aiomqtt.Client(
-                broker.host, broker.port, identifier="centre", clean_session=False,
-                protocol=V311, timeout=5,
-            ) as centre:  # fmt: skip
+                broker.host,
+                broker.port,
+                identifier="centre",
+                clean_session=False,
+                protocol=V311,
+                timeout=5,
+            ) as centre:
                 await centre.subscribe("epic/d/#", qos=1)
                 async with aiomqtt.Client(broker.host, broker.port, protocol=V311) as edge:
                     await edge.publish("epic/d/latent/s1/dev-0", b"acked", qos=1)
                 await collect(centre, 1)
             async with aiomqtt.Client(
-                broker.host, broker.port, identifier="centre", clean_session=False,
-                protocol=V311, timeout=5,
-            ) as back:  # fmt: skip
+                broker.host,
+                broker.port,
+                identifier="centre",
+                clean_session=False,
+                protocol=V311,
+                timeout=5,
+            ) as back:
                 assert await messages_within(back, 1.0) == []
 
     asyncio.run(main())

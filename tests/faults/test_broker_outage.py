@@ -27,9 +27,13 @@ OUTAGE_S = 3.0
 
 
 def test_every_sample_produced_during_a_broker_outage_becomes_a_map(
-    embedded_broker_factory: Callable[..., BrokerProcess], bundle: Path, settings_for: Callable,
-    pool_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    embedded_broker_factory: Callable[..., BrokerProcess],
+    bundle: Path,
+    settings_for: Callable,
+    pool_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("EPIC_BROKER_STATE", str(tmp_path / "broker-state.json"))
     embedded_broker = embedded_broker_factory()
 

@@ -18,8 +18,9 @@ V311 = aiomqtt.ProtocolVersion.V311
 
 
 def centre(broker: EmbeddedBroker) -> aiomqtt.Client:
-    return aiomqtt.Client(broker.host, broker.port, identifier="centre", clean_session=False,
-                          protocol=V311, timeout=5)  # fmt: skip
+    return aiomqtt.Client(
+        broker.host, broker.port, identifier="centre", clean_session=False, protocol=V311, timeout=5
+    )
 
 
 async def publish(broker: EmbeddedBroker, *topics: str) -> None:
@@ -39,8 +40,9 @@ def test_a_restarted_broker_queues_for_the_sessions_it_had(tmp_path: Path) -> No
             async with aiomqtt.Client(first.host, port, identifier="tool") as tool:
                 await tool.subscribe("epic/d/#", qos=1)  # clean session: not kept
         saved = json.loads(state.read_text())["sessions"]
-        assert saved == [{"client_id": "centre", "username": None,
-                          "subscriptions": [["epic/d/latent/+/+", 1]]}]  # fmt: skip
+        assert saved == [
+            {"client_id": "centre", "username": None, "subscriptions": [["epic/d/latent/+/+", 1]]}
+        ]
         async with EmbeddedBroker(port=port, state=state) as again:
             # Before the centre is back: these wait for it, as they would have before.
             await publish(again, "epic/d/latent/s1/dev-0", "epic/d/status/dev-0")
@@ -48,8 +50,9 @@ def test_a_restarted_broker_queues_for_the_sessions_it_had(tmp_path: Path) -> No
                 got = await collect(c, 1)
                 assert await messages_within(c, 0.5) == []
             assert [str(m.topic) for m in got] == ["epic/d/latent/s1/dev-0"]
-            async with aiomqtt.Client(again.host, port, identifier="centre",
-                                      clean_session=True, protocol=V311):  # fmt: skip
+            async with aiomqtt.Client(
+                again.host, port, identifier="centre", clean_session=True, protocol=V311
+            ):
                 pass  # a clean session ends the persistent one: forgotten
         assert json.loads(state.read_text())["sessions"] == []
 

@@ -73,8 +73,10 @@ def test_a_killed_centre_keeps_its_history_and_decodes_what_the_broker_kept(
         devices = [d["id"] for d in (await centre.get("/api/devices"))["devices"]]
         first = start_slot()
         ids = sample_ids(first, SHOTS)
-        configs = [edge_config(bundle, embedded_broker.url, d, first, SHOTS, tmp_path, pool_cache)
-                   for d in devices]  # fmt: skip
+        configs = [
+            edge_config(bundle, embedded_broker.url, d, first, SHOTS, tmp_path, pool_cache)
+            for d in devices
+        ]
         async with edges_running(configs) as daemons:
             await wait_for(lambda: _stored_at_least(centre, 3), 30, "first maps")
             # After the centre's first save of device health (every 5 s): what a SIGKILL
@@ -90,8 +92,11 @@ def test_a_killed_centre_keeps_its_history_and_decodes_what_the_broker_kept(
             await wait_for(lambda: _complete(centre, ids), 30, "complete map of every sample")
         except AssertionError:
             maps = {m["sample_id"]: m for m in await _all_maps(centre)}
-            short = {s: maps[s]["devices_missing"] if s in maps else "no map" for s in ids
-                     if s not in maps or maps[s]["devices_missing"]}  # fmt: skip
+            short = {
+                s: maps[s]["devices_missing"] if s in maps else "no map"
+                for s in ids
+                if s not in maps or maps[s]["devices_missing"]
+            }
             raise AssertionError(f"not complete: {short}\n{centre.logs()[-3000:]}") from None
         after = {m["sample_id"]: m for m in (await _all_maps(centre))}
         # Every map stored before the kill is still there, unchanged.

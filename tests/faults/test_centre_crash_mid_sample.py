@@ -39,8 +39,9 @@ AFTER = ["dev-3", "dev-4"]
 def test_latents_of_open_samples_survive_the_centre_stopping(
     how: str, embedded_broker: BrokerProcess, bundle: Path, feed: Feed, tmp_path: Path
 ) -> None:
-    centre = CentralProcess(bundle, embedded_broker.url, tmp_path,
-                            "--deadline-ms", str(DEADLINE_MS))  # fmt: skip
+    centre = CentralProcess(
+        bundle, embedded_broker.url, tmp_path, "--deadline-ms", str(DEADLINE_MS)
+    )
     complete, partial = feed.sample_id(0), feed.sample_id(1)
 
     async def main() -> None:
@@ -60,8 +61,9 @@ def test_latents_of_open_samples_survive_the_centre_stopping(
         await centre.start()
         await publish(embedded_broker.url, [feed.message(0, d) for d in AFTER])
         await wait_for(lambda: _has_map(centre, complete), 20, f"map of {complete}")
-        await wait_for(lambda: _has_map(centre, partial), DEADLINE_MS / 1000 + 20,
-                       f"map of {partial}")  # fmt: skip
+        await wait_for(
+            lambda: _has_map(centre, partial), DEADLINE_MS / 1000 + 20, f"map of {partial}"
+        )
         whole = await centre.get(f"/api/maps/{complete}")
         assert whole["devices_used"] == BEFORE + AFTER and not whole["partial"]
         part = await centre.get(f"/api/maps/{partial}")

@@ -38,9 +38,13 @@ def foreign_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_an_edge_with_another_models_bundle_is_refused_and_shown_why(
-    embedded_broker: BrokerProcess, bundle: Path, foreign_bundle: Path, settings_for: Callable,
-    pool_cache: Path, tmp_path: Path,
-) -> None:  # fmt: skip
+    embedded_broker: BrokerProcess,
+    bundle: Path,
+    foreign_bundle: Path,
+    settings_for: Callable,
+    pool_cache: Path,
+    tmp_path: Path,
+) -> None:
     ours, theirs = load_manifest(bundle).model_hash, load_manifest(foreign_bundle).model_hash
     assert ours != theirs
 
@@ -51,10 +55,17 @@ def test_an_edge_with_another_models_bundle_is_refused_and_shown_why(
             first = start_slot()
             ids = sample_ids(first, SHOTS)
             configs = [
-                edge_config(foreign_bundle if d == STRANGER else bundle, embedded_broker.url, d,
-                            first, SHOTS, tmp_path, pool_cache)
+                edge_config(
+                    foreign_bundle if d == STRANGER else bundle,
+                    embedded_broker.url,
+                    d,
+                    first,
+                    SHOTS,
+                    tmp_path,
+                    pool_cache,
+                )
                 for d in svc.manifest.device_ids
-            ]  # fmt: skip
+            ]
             async with edges_running(configs) as daemons:
                 await finished(daemons, timeout=60)
             maps = await maps_for(svc, ids, timeout=20, complete=False)
@@ -64,8 +75,11 @@ def test_an_edge_with_another_models_bundle_is_refused_and_shown_why(
         stranger = devices[STRANGER]
         assert stranger["rejected"] == {"foreign-model": SHOTS}
         assert stranger["latents_received"] == 0 and stranger["bundle_hash"] == theirs
-        assert all(d["rejected"] == {} and d["bundle_hash"] == ours
-                   for i, d in devices.items() if i != STRANGER)  # fmt: skip
+        assert all(
+            d["rejected"] == {} and d["bundle_hash"] == ours
+            for i, d in devices.items()
+            if i != STRANGER
+        )
         assert all(m.partial and m.devices_missing == [STRANGER] for m in maps.values())
         assert tooltip == f"foreign-model: {SHOTS}"
 

@@ -26,9 +26,12 @@ CUT = "dev-3"
 
 
 def test_a_partitioned_edge_comes_back_late_and_its_samples_are_refined(
-    embedded_broker: BrokerProcess, bundle: Path, settings_for: Callable, pool_cache: Path,
+    embedded_broker: BrokerProcess,
+    bundle: Path,
+    settings_for: Callable,
+    pool_cache: Path,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     async def main() -> None:
         settings = settings_for(bundle, embedded_broker.url, deadline_ms=1000)
         async with (
@@ -39,10 +42,17 @@ def test_a_partitioned_edge_comes_back_late_and_its_samples_are_refined(
             first = start_slot()
             ids = sample_ids(first, SHOTS)
             configs = [
-                edge_config(bundle, link.url if d == CUT else embedded_broker.url, d, first,
-                            SHOTS, tmp_path, pool_cache)
+                edge_config(
+                    bundle,
+                    link.url if d == CUT else embedded_broker.url,
+                    d,
+                    first,
+                    SHOTS,
+                    tmp_path,
+                    pool_cache,
+                )
                 for d in svc.manifest.device_ids
-            ]  # fmt: skip
+            ]
             async with edges_running(configs) as daemons:
                 async with asyncio.timeout(20):
                     while svc.pipeline.maps_decoded < 2:

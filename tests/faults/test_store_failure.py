@@ -44,15 +44,17 @@ async def _until(check: Callable, timeout: float, what: str) -> None:
 def test_disk_full_keeps_the_service_up_and_the_maps_in_memory_until_it_is_freed(
     embedded_broker: BrokerProcess, bundle: Path, feed: Feed, tmp_path: Path
 ) -> None:
-    centre = CentralProcess(bundle, embedded_broker.url, tmp_path, "--deadline-ms", "800",
-                            preexec=_small_disk)  # fmt: skip
+    centre = CentralProcess(
+        bundle, embedded_broker.url, tmp_path, "--deadline-ms", "800", preexec=_small_disk
+    )
     samples = list(range(16))  # 16 x ~20 kB of velocities: far past the limit
 
     async def main() -> None:
         await centre.start()
         await _until(lambda: _health(centre, "broker_connected"), 20, "broker connection")
-        await publish(embedded_broker.url, [feed.message(k, d) for k in samples
-                                            for d in feed.devices])  # fmt: skip
+        await publish(
+            embedded_broker.url, [feed.message(k, d) for k in samples for d in feed.devices]
+        )
         await _until(lambda: _health(centre, "maps_decoded", len(samples)), 30, "every map")
         health = await centre.get("/api/health")
         assert health["store_ok"] is False and health["status"] == "degraded"
@@ -61,12 +63,18 @@ def test_disk_full_keeps_the_service_up_and_the_maps_in_memory_until_it_is_freed
             got = await centre.get(f"/api/maps/{feed.sample_id(k)}")
             assert len(got["velocity"]) == 70 and not got["partial"]
         # SQLite names EFBIG "disk I/O error" (ENOSPC would read "database or disk is full").
-        assert re.search(r"map store \S+ failing \((disk I/O error|database or disk is full)\)"
-                         r": \d+ maps kept in memory", centre.logs())  # fmt: skip
+        assert re.search(
+            r"map store \S+ failing \((disk I/O error|database or disk is full)\)"
+            r": \d+ maps kept in memory",
+            centre.logs(),
+        )
         # The disk is freed: the next map writes everything that waited in memory.
         assert centre.process is not None
-        resource.prlimit(centre.process.pid, resource.RLIMIT_FSIZE,
-                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # fmt: skip
+        resource.prlimit(
+            centre.process.pid,
+            resource.RLIMIT_FSIZE,
+            (resource.RLIM_INFINITY, resource.RLIM_INFINITY),
+        )
         await publish(embedded_broker.url, [feed.message(99, d) for d in feed.devices])
         await _until(lambda: _health(centre, "maps_stored", len(samples) + 1), 20, "flush")
         assert (await centre.get("/api/health"))["store_ok"] is True
@@ -86,9 +94,12 @@ async def _health(centre: CentralProcess, key: str, at_least: int | None = None)
 
 
 def test_a_locked_database_keeps_at_most_memory_maps_and_counts_the_rest(
-    embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable,
+    embedded_broker: BrokerProcess,
+    bundle: Path,
+    feed: Feed,
+    settings_for: Callable,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     async def main() -> None:
         settings = settings_for(bundle, embedded_broker.url, deadline_ms=800)
         async with CentralService(settings) as svc:
@@ -105,9 +116,11 @@ def test_a_locked_database_keeps_at_most_memory_maps_and_counts_the_rest(
                 health = svc.health()
                 assert health.store_ok is False and health.status == "degraded"
                 async with httpx.AsyncClient(base_url=svc.http.url, timeout=30) as http:
-                    kept = [k for k in range(4)
-                            if (await http.get(f"/api/maps/{feed.sample_id(k)}")).status_code
-                            == 200]  # fmt: skip
+                    kept = [
+                        k
+                        for k in range(4)
+                        if (await http.get(f"/api/maps/{feed.sample_id(k)}")).status_code == 200
+                    ]
                     metrics = (await http.get("/metrics")).text
                 assert kept == [2, 3]  # the newest two, in memory; the oldest two counted lost
                 assert "epic_central_maps_lost_total 2.0" in metrics

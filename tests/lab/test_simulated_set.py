@@ -77,9 +77,15 @@ def test_a_budget_cuts_generated_families_only():
     sources.append(MapSource("gen", generate_batch("curvevel-a", 0, 0, 6), generated=True))
     logged = []
     result = simulate_split(
-        sources, 0.5, 0, torch.device("cpu"), chunk=2, minutes=1e-9, progress=False,
+        sources,
+        0.5,
+        0,
+        torch.device("cpu"),
+        chunk=2,
+        minutes=1e-9,
+        progress=False,
         log=logged.append,
-    )  # fmt: skip
+    )
     assert [s["maps"] for s in result.sources] == [2, 2]
     assert "cut to gen 2" in logged[0]
 

@@ -24,5 +24,7 @@ def test_seventy_edges_at_two_samples_a_second_lose_nothing(tmp_path: Path) -> N
     assert report.e2e_ms_p95 is not None and report.e2e_ms_p95 < report.deadline_ms, summary
     assert report.rss_mb_end - report.rss_mb_start < 50, summary  # no leak of a map a second
     assert len(report.edges) == 70, summary
-    assert all(e["outbox_dropped"] == 0 and e["skipped"] == 0 and e["sent"] == 24
-               for e in report.edges.values()), summary  # fmt: skip
+    assert all(
+        e["outbox_dropped"] == 0 and e["skipped"] == 0 and e["sent"] == 24
+        for e in report.edges.values()
+    ), summary

@@ -185,11 +185,23 @@ class _Maker:
 KINDS: dict[str, Callable[[_Maker], Message]] = {
     name: getattr(_Maker, name)
     for name in (
-        "random_bytes", "truncated", "bit_flips", "header", "non_finite", "bad_topic_id",
-        "mismatch", "future", "wrong_deployment", "wrong_hash", "unknown_device",
-        "wrong_shape", "raw_for_latent_model", "zstd_bomb", "bad_report",
+        "random_bytes",
+        "truncated",
+        "bit_flips",
+        "header",
+        "non_finite",
+        "bad_topic_id",
+        "mismatch",
+        "future",
+        "wrong_deployment",
+        "wrong_hash",
+        "unknown_device",
+        "wrong_shape",
+        "raw_for_latent_model",
+        "zstd_bomb",
+        "bad_report",
     )
-}  # fmt: skip
+}
 
 
 def garbage(feed: object, count: int, seed: int = 0, oversize: int = 10) -> list[Message]:

@@ -32,24 +32,33 @@ def test_deleting_a_samples_maps_needs_the_configured_token(
         settings = settings_for(bundle, embedded_broker.url, api_token=TOKEN, deadline_ms=800)
         async with CentralService(settings) as svc:
             await svc.wait_connected()
-            await publish(embedded_broker.url, [feed.message(k, d) for k in (0, 1)
-                                                for d in feed.devices])  # fmt: skip
+            await publish(
+                embedded_broker.url, [feed.message(k, d) for k in (0, 1) for d in feed.devices]
+            )
             async with asyncio.timeout(20):
                 while svc.store.count < 2:
                     await asyncio.sleep(0.05)
             target = f"/api/maps/{feed.sample_id(0)}"
             async with httpx.AsyncClient(base_url=svc.http.url, timeout=10) as http:
-                for headers in ({}, {"Authorization": f"Bearer {TOKEN[:-1]}x"},
-                                {"Authorization": f"Basic {TOKEN}"},
-                                {"Authorization": "Bearer"}):  # fmt: skip
+                for headers in (
+                    {},
+                    {"Authorization": f"Bearer {TOKEN[:-1]}x"},
+                    {"Authorization": f"Basic {TOKEN}"},
+                    {"Authorization": "Bearer"},
+                ):
                     refused = await http.delete(target, headers=headers)
                     assert refused.status_code == 401, headers
                     assert refused.headers["www-authenticate"] == "Bearer"
                 assert (await http.get(target)).status_code == 200  # nothing happened
                 # A browser elsewhere: its preflight gets no permission to send a DELETE.
-                preflight = await http.options(target, headers={
-                    "Origin": "http://elsewhere.example", "Access-Control-Request-Method":
-                    "DELETE", "Access-Control-Request-Headers": "authorization"})  # fmt: skip
+                preflight = await http.options(
+                    target,
+                    headers={
+                        "Origin": "http://elsewhere.example",
+                        "Access-Control-Request-Method": "DELETE",
+                        "Access-Control-Request-Headers": "authorization",
+                    },
+                )
                 assert "access-control-allow-origin" not in preflight.headers
                 auth = {"Authorization": f"Bearer {TOKEN}"}
                 done = await http.delete(target, headers=auth)
@@ -88,8 +97,10 @@ def test_the_token_comes_from_the_environment_and_weak_ones_are_refused(
     monkeypatch.delenv("EPIC_CENTRAL_API_TOKEN")
     result = subprocess.run(
         [sys.executable, "-m", "epic", "central", "--bundle", str(tmp_path), "--api-token", "x"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("epic: error: ") and "the API token must be at least 16" in lines[0]

@@ -39,8 +39,13 @@ def drawn_by_hypothesis(deployment: str, count: int) -> list[tuple[str, bytes]]:
     """``count`` messages from hypothesis, 50 per example (a quick, derandomized run)."""
     out: list[tuple[str, bytes]] = []
 
-    @settings(max_examples=count // 50, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=count // 50,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(hypothesis_messages(deployment), min_size=50, max_size=50))
     def draw(batch: list[tuple[str, bytes]]) -> None:
         out.extend(batch)
@@ -81,8 +86,9 @@ def test_ten_thousand_bad_messages_are_all_counted_and_good_maps_are_untouched(
     good_slots = [3 * k for k in range(1, 11)]  # pool slot 0 again and again: one shot
 
     async def main() -> None:
-        settings = settings_for(bundle, embedded_broker.url, max_envelope_bytes=MAX_BYTES,
-                                deadline_ms=1000)  # fmt: skip
+        settings = settings_for(
+            bundle, embedded_broker.url, max_envelope_bytes=MAX_BYTES, deadline_ms=1000
+        )
         async with CentralService(settings) as svc:
             await svc.wait_connected()
             await publish_many(embedded_broker.url, [feed.message(0, d) for d in feed.devices])
@@ -90,8 +96,9 @@ def test_ten_thousand_bad_messages_are_all_counted_and_good_maps_are_untouched(
             chunks = np.array_split(np.arange(TOTAL), len(good_slots))
             for slot, chunk in zip(good_slots, chunks, strict=True):
                 await publish_many(embedded_broker.url, [bad[i] for i in chunk])
-                await publish_many(embedded_broker.url,
-                                   [feed.message(slot, d) for d in feed.devices])  # fmt: skip
+                await publish_many(
+                    embedded_broker.url, [feed.message(slot, d) for d in feed.devices]
+                )
             async with asyncio.timeout(60):
                 while sum(svc.health().rejected.values()) < TOTAL:
                     await asyncio.sleep(0.2)

@@ -33,16 +33,18 @@ def test_envelope_size_and_retention_bounds_hold_in_a_running_centre(
     embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable
 ) -> None:
     good = feed.payload(0, "dev-0")
-    settings = settings_for(bundle, embedded_broker.url, max_envelope_bytes=len(good),
-                            retention=3, deadline_ms=600)  # fmt: skip
+    settings = settings_for(
+        bundle, embedded_broker.url, max_envelope_bytes=len(good), retention=3, deadline_ms=600
+    )
 
     async def main() -> None:
         async with CentralService(settings) as svc:
             await svc.wait_connected()
             # One byte over the bound is refused unread; exactly at the bound is fine.
             await publish(embedded_broker.url, [(feed.topic(0, "dev-0"), good + b"\0")])
-            await publish(embedded_broker.url, [feed.message(k, d) for k in range(6)
-                                                for d in feed.devices])  # fmt: skip
+            await publish(
+                embedded_broker.url, [feed.message(k, d) for k in range(6) for d in feed.devices]
+            )
             async with asyncio.timeout(30):
                 while svc.pipeline.maps_decoded < 6:
                     await asyncio.sleep(0.05)

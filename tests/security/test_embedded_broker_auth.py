@@ -36,8 +36,9 @@ def test_the_centres_session_survives_strangers_and_devices_using_its_client_id(
         broker: EmbeddedBroker, user: str, password: str | None = None, **kw: object
     ) -> aiomqtt.Client:
         options: dict = {"protocol": V311, "timeout": 5, "identifier": user, **kw}
-        return aiomqtt.Client(broker.host, broker.port, username=user,
-                              password=password or passwords[user], **options)  # fmt: skip
+        return aiomqtt.Client(
+            broker.host, broker.port, username=user, password=password or passwords[user], **options
+        )
 
     async def main() -> None:
         async with EmbeddedBroker(port=0, users=creds / "passwd", acl=creds / "acl") as broker:
@@ -54,8 +55,9 @@ def test_the_centres_session_survives_strangers_and_devices_using_its_client_id(
             # A stranger with the centre's id, a clean session and a wrong password.
             for user in ("central", "dev-1", "nobody"):
                 with pytest.raises(aiomqtt.MqttCodeError):
-                    async with as_(broker, user, password="wrong", identifier=CENTRE_ID,
-                                   clean_session=True):  # fmt: skip
+                    async with as_(
+                        broker, user, password="wrong", identifier=CENTRE_ID, clean_session=True
+                    ):
                         pass
             async with as_(broker, "central", identifier=CENTRE_ID, clean_session=False) as c:
                 assert [m.payload for m in await collect(c, 1)] == [b"queued"]

@@ -50,12 +50,21 @@ def field(
 
 
 def client(
-    broker: MosquittoProcess, passwords: dict[str, str], user: str, identifier: str | None = None,
+    broker: MosquittoProcess,
+    passwords: dict[str, str],
+    user: str,
+    identifier: str | None = None,
     **kwargs: object,
-) -> aiomqtt.Client:  # fmt: skip
+) -> aiomqtt.Client:
     options: dict = {"protocol": V311, "timeout": 5, **kwargs}
-    return aiomqtt.Client(broker.host, broker.port, username=user, password=passwords[user],
-                          identifier=identifier or user, **options)  # fmt: skip
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=user,
+        password=passwords[user],
+        identifier=identifier or user,
+        **options,
+    )
 
 
 def test_a_device_cannot_take_over_the_centres_session(
@@ -91,9 +100,14 @@ def test_a_forged_last_will_is_not_published_but_a_devices_own_is(
             for will_of in ("dev-0", "dev-1"):  # dev-1 speaking for dev-0, then for itself
                 topic = f"epic/d/status/{will_of}"
                 raw = await RawClient.connect(
-                    field.host, field.port, "dev-1", clean=True, username="dev-1",
-                    password=passwords["dev-1"], will=(topic, b'{"online": false}'),
-                )  # fmt: skip
+                    field.host,
+                    field.port,
+                    "dev-1",
+                    clean=True,
+                    username="dev-1",
+                    password=passwords["dev-1"],
+                    will=(topic, b'{"online": false}'),
+                )
                 raw.drop()  # dies without DISCONNECT: the broker publishes the Will
                 got = await messages_within(c, 1.5)
                 expected = [] if will_of == "dev-0" else [topic]

@@ -18,8 +18,12 @@ from tests.central.service.conftest import Feed
 
 from .garbage import hypothesis_messages
 
-FAST = settings(max_examples=400, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+FAST = settings(
+    max_examples=400,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture

@@ -28,8 +28,13 @@ def test_manifest_says_who_owns_what(bundle: Path) -> None:
     raw = json.loads((bundle / "manifest.json").read_text())
     assert raw["deployment"] == "site-a" and len(raw["model_hash"]) == 16
     assert [d["id"] for d in raw["devices"]] == [f"dev-{i}" for i in range(5)]
-    assert [d["receivers"] for d in raw["devices"]] == [[0, 14], [14, 28], [28, 42], [42, 56],
-                                                        [56, 70]]  # fmt: skip
+    assert [d["receivers"] for d in raw["devices"]] == [
+        [0, 14],
+        [14, 28],
+        [28, 42],
+        [42, 56],
+        [56, 70],
+    ]
     manifest = load_manifest(bundle)
     for d in manifest.devices:
         assert (bundle / d.edge_file).stat().st_size == d.edge_bytes
@@ -130,10 +135,19 @@ def test_central_onnx_decodes_as_pytorch_does(tmp_path):
 
     def sample(k: int, missing: set[str]) -> ReadySample:
         arrivals = {
-            d.id: Arrival("latent", f"s{k}", d.id,
-                          rng.uniform(-1, 1, d.latent_shape).astype(np.float32), 1, 0, 2, 9)
-            for d in manifest.devices if d.id not in missing
-        }  # fmt: skip
+            d.id: Arrival(
+                "latent",
+                f"s{k}",
+                d.id,
+                rng.uniform(-1, 1, d.latent_shape).astype(np.float32),
+                1,
+                0,
+                2,
+                9,
+            )
+            for d in manifest.devices
+            if d.id not in missing
+        }
         used = [d for d in manifest.device_ids if d not in missing]
         return ReadySample(f"s{k}", 1, arrivals, used, sorted(missing), 2, 2, 1)
 

@@ -143,9 +143,14 @@ def settings_for(tmp_path: Path) -> Callable[..., object]:
 
     def make(bundle: Path, broker: str, **overrides: object) -> CentralSettings:
         values: dict[str, object] = dict(
-            bundle=bundle, broker=broker, db=tmp_path / "central.sqlite", port=0,
-            deadline_ms=1500, threads=1, client_id=f"central-{tmp_path.name}",
-        )  # fmt: skip
+            bundle=bundle,
+            broker=broker,
+            db=tmp_path / "central.sqlite",
+            port=0,
+            deadline_ms=1500,
+            threads=1,
+            client_id=f"central-{tmp_path.name}",
+        )
         values.update(overrides)
         return CentralSettings(**values)
 

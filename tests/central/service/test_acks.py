@@ -137,11 +137,13 @@ def test_a_latent_is_acknowledged_once_written_and_every_ack_in_arrival_order(
         async with broker.running() as port, asyncio.TaskGroup() as tasks:
             consumer = Consumer(
                 BrokerAddress("127.0.0.1", port, False),
-                Validator(feed.manifest, False, 4 * 1024 * 1024), inbox,
+                Validator(feed.manifest, False, 4 * 1024 * 1024),
+                inbox,
                 on_report=lambda r: reports.append(r.device_id),
                 on_reject=lambda r: rejected.append(r.reason),
-                client_id="test-centre", pending=pending,
-            )  # fmt: skip
+                client_id="test-centre",
+                pending=pending,
+            )
             run = tasks.create_task(consumer.run())
             writing = tasks.create_task(pending.run())
             async with asyncio.timeout(10):
@@ -150,8 +152,12 @@ def test_a_latent_is_acknowledged_once_written_and_every_ack_in_arrival_order(
             gate = threading.Event()
             busy = tasks.create_task(store.call(lambda _: gate.wait(10)))
             heartbeat = (f"epic/{feed.deployment}/heartbeat/dev-2", b'{"uptime_s": 1}')
-            script = [feed.message(0, "dev-0"), (feed.topic(0, "dev-1"), b"garbage"),
-                      heartbeat, feed.message(0, "dev-3")]  # fmt: skip
+            script = [
+                feed.message(0, "dev-0"),
+                (feed.topic(0, "dev-1"), b"garbage"),
+                heartbeat,
+                feed.message(0, "dev-3"),
+            ]
             for mid, (topic, payload) in enumerate(script, start=1):
                 writer.write(publish_packet(mid, topic, payload))
             async with asyncio.timeout(10):  # handed to the assembler at once...
@@ -183,9 +189,12 @@ def test_without_a_pending_table_paho_acknowledges_on_receipt(feed: Feed) -> Non
         async with broker.running() as port, asyncio.TaskGroup() as tasks:
             consumer = Consumer(
                 BrokerAddress("127.0.0.1", port, False),
-                Validator(feed.manifest, False, 4 * 1024 * 1024), inbox,
-                on_report=lambda r: None, on_reject=lambda r: None, client_id="test-centre",
-            )  # fmt: skip
+                Validator(feed.manifest, False, 4 * 1024 * 1024),
+                inbox,
+                on_report=lambda r: None,
+                on_reject=lambda r: None,
+                client_id="test-centre",
+            )
             run = tasks.create_task(consumer.run())
             async with asyncio.timeout(10):
                 reader, writer = await broker.accepted.get()

@@ -1,4 +1,4 @@
-"""Every rule of DESIGN.md's "Assembler semantics", with a hand-driven clock."""
+"""Every assembler rule (docs/architecture.md, "Assembler rules"), with a hand-driven clock."""
 
 from __future__ import annotations
 
@@ -29,10 +29,15 @@ class FakeClock:
 
 def arrival(sample: str, device: str, clock: FakeClock, acquired_ns: int | None = None) -> Arrival:
     return Arrival(
-        kind="latent", sample_id=sample, device_id=device, data=np.zeros((8, 64), np.float32),
-        acquired_ns=clock.wall if acquired_ns is None else acquired_ns, encode_us=0,
-        arrival_ns=clock.wall, wire_bytes=560,
-    )  # fmt: skip
+        kind="latent",
+        sample_id=sample,
+        device_id=device,
+        data=np.zeros((8, 64), np.float32),
+        acquired_ns=clock.wall if acquired_ns is None else acquired_ns,
+        encode_us=0,
+        arrival_ns=clock.wall,
+        wire_bytes=560,
+    )
 
 
 def make(clock: FakeClock, **kw) -> tuple[Assembler, list[tuple[str, str, list[str]]]]:

@@ -22,8 +22,12 @@ from .conftest import ROOT
 def epic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "epic", "central", *args],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize(
@@ -56,10 +60,26 @@ def test_serves_and_stops_cleanly_on_sigterm(
 ) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "EPIC_CENTRAL_THREADS": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "epic", "central", "--bundle", str(bundle), "--broker",
-         embedded_broker.url, "--port", "0", "--db", str(tmp_path / "c.sqlite")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "epic",
+            "central",
+            "--bundle",
+            str(bundle),
+            "--broker",
+            embedded_broker.url,
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "c.sqlite"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         url, seen = None, []
         deadline = time.monotonic() + 60

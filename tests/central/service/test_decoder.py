@@ -62,8 +62,9 @@ def test_batched_equals_one_by_one_and_missing_devices_are_masked(bundle: Path, 
         assert m.batch_size == 3 and m.sample is sample
     # Garbage in a missing device's place changes nothing: it is masked, not zero-weighted.
     junk = ready(feed, 1, ["dev-0", "dev-2", "dev-4"])
-    junk.arrivals["dev-1"] = Arrival("latent", "x", "dev-1", np.full(48, 9.0, np.float32),
-                                     1, 0, 2, 0)  # fmt: skip
+    junk.arrivals["dev-1"] = Arrival(
+        "latent", "x", "dev-1", np.full(48, 9.0, np.float32), 1, 0, 2, 0
+    )
     latents, present = runtime.inputs([junk])
     present[0, 1] = False
     with torch.inference_mode():
@@ -75,8 +76,9 @@ def test_raw_blocks_decode_with_the_centralized_baseline(raw_bundle: Path, raw_f
     _, model = load_central_model(raw_bundle)
     runtime = DecoderRuntime(model, raw_feed.devices)
     [m] = runtime.decode([ready(raw_feed, 2, raw_feed.devices, kind="raw")])
-    np.testing.assert_allclose(m.velocity, whole_model("inversionnet-lite.pt", raw_feed, 2),
-                               atol=0.05)  # fmt: skip
+    np.testing.assert_allclose(
+        m.velocity, whole_model("inversionnet-lite.pt", raw_feed, 2), atol=0.05
+    )
 
 
 def test_decoder_profiles_itself_and_keeps_rolling_figures(bundle: Path, feed: Feed) -> None:

@@ -18,15 +18,26 @@ class Tick:
 
 def registry(clock: Tick, events: list[DeviceHealth]) -> DeviceRegistry:
     return DeviceRegistry(
-        [("dev-0", [0, 14]), ("dev-1", [14, 28])], offline_after_s=15, max_extra=1,
-        clock=clock, on_change=events.append,
-    )  # fmt: skip
+        [("dev-0", [0, 14]), ("dev-1", [14, 28])],
+        offline_after_s=15,
+        max_extra=1,
+        clock=clock,
+        on_change=events.append,
+    )
 
 
 def latent(device: str, delay_ms: float) -> Arrival:
     acquired = 1_700_000_000 * 10**9
-    return Arrival("latent", "s1", device, np.zeros(1, np.float32), acquired, 0,
-                   acquired + int(delay_ms * 1e6), 560)  # fmt: skip
+    return Arrival(
+        "latent",
+        "s1",
+        device,
+        np.zeros(1, np.float32),
+        acquired,
+        0,
+        acquired + int(delay_ms * 1e6),
+        560,
+    )
 
 
 def test_status_last_will_and_late() -> None:

@@ -21,9 +21,16 @@ def pipeline() -> Pipeline:
     registry = DeviceRegistry([(d, None) for d in IDS])
     assembler = Assembler(IDS, 3, 1000.0)
     return Pipeline(
-        assembler, None, None, registry, None, Metrics(),  # type: ignore[arg-type]
-        deployment="d", model_hash="h", batch_max=4,
-    )  # fmt: skip
+        assembler,
+        None,
+        None,
+        registry,
+        None,
+        Metrics(),  # type: ignore[arg-type]
+        deployment="d",
+        model_hash="h",
+        batch_max=4,
+    )
 
 
 def say(p: Pipeline, device: str, online: bool, reason: str | None = None) -> None:

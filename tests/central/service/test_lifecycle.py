@@ -12,8 +12,17 @@ from epic.central.service import CentralService
 from epic.central.settings import CentralSettings
 from epic.shared.errors import UserError
 
-PARTS = ("manifest", "http", "registry", "store", "decoder", "assembler", "pending", "pipeline",
-         "consumer")  # fmt: skip
+PARTS = (
+    "manifest",
+    "http",
+    "registry",
+    "store",
+    "decoder",
+    "assembler",
+    "pending",
+    "pipeline",
+    "consumer",
+)
 
 
 def test_a_service_never_started_stops_cleanly(tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ class Centre:
         self.assembler, self.drops = make(self.clock, **kw)
         self.woken = 0
         self.registry = DeviceRegistry(
-            [(d, None) for d in DEVICES], offline_after_s=15.0, clock=self.clock.monotonic,
+            [(d, None) for d in DEVICES],
+            offline_after_s=15.0,
+            clock=self.clock.monotonic,
             on_change=self._changed,
-        )  # fmt: skip
+        )
 
     def _changed(self, health) -> None:
         if self.assembler.set_alive(health.id, is_alive(health)):

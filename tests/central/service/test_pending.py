@@ -79,14 +79,22 @@ def test_a_stored_map_removes_its_latents_and_a_decided_sample_all_of_its_own(
 ) -> None:
     async def main() -> None:
         async with writer(tmp_path / "c.sqlite") as pending:
-            for sample, device in [("a", "dev-0"), ("a", "dev-1"), ("a", "dev-2"),
-                                   ("b", "dev-0"), ("b", "dev-1")]:  # fmt: skip
+            for sample, device in [
+                ("a", "dev-0"),
+                ("a", "dev-1"),
+                ("a", "dev-2"),
+                ("b", "dev-0"),
+                ("b", "dev-1"),
+            ]:
                 await pending.add(row(sample, device), None)
             # Version 1 of "a" used dev-0 and dev-1; dev-2 came late and waits for version 2.
             pending.used("a", ["dev-0", "dev-1"])
             await pending.flush(5)
-            assert on_disk(tmp_path / "c.sqlite") == [("a", "dev-2"), ("b", "dev-0"),
-                                                      ("b", "dev-1")]  # fmt: skip
+            assert on_disk(tmp_path / "c.sqlite") == [
+                ("a", "dev-2"),
+                ("b", "dev-0"),
+                ("b", "dev-1"),
+            ]
             pending.used("a", ["dev-0", "dev-1", "dev-2"])  # version 2 stored
             pending.forget("b")  # dropped (too few devices, evicted)
             await pending.flush(5)
@@ -122,8 +130,11 @@ def test_the_first_copy_stays_and_rows_beyond_the_bound_go_oldest_first(
             for k in range(1, 5):
                 await pending.add(row(f"s{k}", "dev-0"), None)
             await pending.flush(5)
-            assert on_disk(tmp_path / "c.sqlite") == [("s2", "dev-0"), ("s3", "dev-0"),
-                                                      ("s4", "dev-0")]  # fmt: skip
+            assert on_disk(tmp_path / "c.sqlite") == [
+                ("s2", "dev-0"),
+                ("s3", "dev-0"),
+                ("s4", "dev-0"),
+            ]
             assert pending.rows == 3 and pending.pruned == 2
 
     with caplog.at_level(logging.WARNING, "epic.central.pending"):
@@ -187,8 +198,10 @@ def test_reload_opens_the_kept_samples_with_a_whole_deadline_from_now(
             assert a.depth == 1 and a.next_deadline() == pytest.approx(clock.t + 1.5)
             await pending.flush(5)
             # The decided sample's row and the invalid one are forgotten; the open one stays.
-            assert on_disk(tmp_path / "c.sqlite") == [(feed.sample_id(0), devices[0]),
-                                                      (feed.sample_id(0), devices[1])]  # fmt: skip
+            assert on_disk(tmp_path / "c.sqlite") == [
+                (feed.sample_id(0), devices[0]),
+                (feed.sample_id(0), devices[1]),
+            ]
             clock.advance(1.5)
             a.expire()
             [ready] = a.take_ready(4)

@@ -251,10 +251,13 @@ def test_centralized_baseline_decodes_raw_blocks(
     async def main() -> None:
         settings = settings_for(raw_bundle, embedded_broker.url)
         raw = [
-            (raw_feed.topic(k, d, kind="raw"),
-             raw_feed.payload(k, d, "float32", data=raw_feed.blocks[d][k]))
-            for k in range(2) for d in raw_feed.devices
-        ]  # fmt: skip
+            (
+                raw_feed.topic(k, d, kind="raw"),
+                raw_feed.payload(k, d, "float32", data=raw_feed.blocks[d][k]),
+            )
+            for k in range(2)
+            for d in raw_feed.devices
+        ]
         async with CentralService(settings, truth=raw_feed.pool.truth_for) as svc:
             await svc.wait_connected()
             async with svc.subscribe() as events:

@@ -40,10 +40,18 @@ def test_default_database_lives_where_it_can(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("broker", "http://x:1883"), ("broker", "mqtt://:1883"), ("broker", "mqtt://x:99999"),
-     ("clock", "gps"), ("deadline_ms", 0), ("port", -1), ("decode_batch_max", 0),
-     ("tls_ca", "/no/such/ca.pem"), ("nonsense", 1)],
-)  # fmt: skip
+    [
+        ("broker", "http://x:1883"),
+        ("broker", "mqtt://:1883"),
+        ("broker", "mqtt://x:99999"),
+        ("clock", "gps"),
+        ("deadline_ms", 0),
+        ("port", -1),
+        ("decode_batch_max", 0),
+        ("tls_ca", "/no/such/ca.pem"),
+        ("nonsense", 1),
+    ],
+)
 def test_bad_values_are_refused(tmp_path: Path, field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         CentralSettings(bundle=tmp_path, **{field: value})

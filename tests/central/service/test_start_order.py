@@ -126,8 +126,12 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "EPIC_CENTRAL_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "epic", "central", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 # Runs `epic` with torch unimportable: what happens before the model code is loaded
@@ -156,11 +160,23 @@ def test_a_port_in_use_is_refused_before_torch_is_imported(bundle: Path, tmp_pat
         taken.listen()
         port = taken.getsockname()[1]
         process = subprocess.run(
-            [sys.executable, str(script), "central", "--bundle", str(bundle), "--port",
-             str(port), "--db", str(tmp_path / "c.sqlite")],
-            capture_output=True, text=True, cwd=ROOT, timeout=60,
+            [
+                sys.executable,
+                str(script),
+                "central",
+                "--bundle",
+                str(bundle),
+                "--port",
+                str(port),
+                "--db",
+                str(tmp_path / "c.sqlite"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
     assert process.returncode == 2, process.stderr
     assert process.stderr.strip() == (
         f"epic: error: 127.0.0.1:{port}: the port is in use (another centre, or the "
@@ -172,8 +188,9 @@ def test_a_port_in_use_is_refused_before_torch_is_imported(bundle: Path, tmp_pat
 def test_the_port_is_bound_first_and_serves_starting(bundle: Path, tmp_path: Path) -> None:
     # The first line says the port is listening while the model still loads: bound first.
     for attempt in range(2):
-        process = _spawn("--bundle", str(bundle), "--port", "0",
-                         "--db", str(tmp_path / f"c{attempt}.sqlite"))  # fmt: skip
+        process = _spawn(
+            "--bundle", str(bundle), "--port", "0", "--db", str(tmp_path / f"c{attempt}.sqlite")
+        )
         try:
             assert process.stdout is not None
             line = process.stdout.readline()

@@ -17,13 +17,26 @@ from epic.shared.errors import DataError
 
 def summary(sample: str, version: int = 1, partial: bool = False) -> MapSummary:
     return MapSummary(
-        sample_id=sample, version=version, partial=partial, devices_used=["dev-0", "dev-1"],
-        devices_missing=["dev-2"] if partial else [], model_hash="530d0a14c3b92b14",
+        sample_id=sample,
+        version=version,
+        partial=partial,
+        devices_used=["dev-0", "dev-1"],
+        devices_missing=["dev-2"] if partial else [],
+        model_hash="530d0a14c3b92b14",
         deployment="demo",
-        timings=MapTimings(acquired_ns=1, first_arrival_ns=2, last_arrival_ns=3,
-                           decode_start_ns=4, decode_end_ns=5, decode_ms=0.0),
-        velocity_min=1500.0, velocity_max=4500.0, velocity_mean=3000.0, ssim=0.5,
-    )  # fmt: skip
+        timings=MapTimings(
+            acquired_ns=1,
+            first_arrival_ns=2,
+            last_arrival_ns=3,
+            decode_start_ns=4,
+            decode_end_ns=5,
+            decode_ms=0.0,
+        ),
+        velocity_min=1500.0,
+        velocity_max=4500.0,
+        velocity_mean=3000.0,
+        ssim=0.5,
+    )
 
 
 def velocity(seed: int) -> np.ndarray:
@@ -47,8 +60,12 @@ def test_maps_round_trip_list_order_cursor_and_restart(tmp_path: Path) -> None:
         listed = await store.list(10)
         # Newest first by first appearance; one row per sample, its newest version.
         assert [(m.sample_id, m.version) for m in listed] == [
-            ("s4", 1), ("s3", 1), ("s2", 1), ("s1", 2), ("s0", 1),
-        ]  # fmt: skip
+            ("s4", 1),
+            ("s3", 1),
+            ("s2", 1),
+            ("s1", 2),
+            ("s0", 1),
+        ]
         assert [m.sample_id for m in await store.list(2, before="s3")] == ["s2", "s1"]
         assert await store.list(5, before="unknown") == []
         await store.save_devices({"dev-0": {"latents_received": 7}})
@@ -101,8 +118,11 @@ def test_a_locked_database_keeps_maps_in_memory_then_writes_them(tmp_path: Path)
         await store.close()
         check = sqlite3.connect(path)
         assert sorted(r[0] for r in check.execute("SELECT sample_id FROM maps")) == [
-            "s0", "s2", "s3", "s4",
-        ]  # fmt: skip
+            "s0",
+            "s2",
+            "s3",
+            "s4",
+        ]
         check.close()
 
     asyncio.run(main())

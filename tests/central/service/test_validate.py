@@ -107,8 +107,9 @@ def test_unknown_device_and_bad_ids_in_topics(validator: Validator, feed: Feed) 
     assert reason_of(validator, feed.topic(0, "dev-9"), stranger) == ("unknown-device", "dev-9")
     assert reason_of(validator, f"epic/demo/latent/{sid}/bad id", b"x") == ("bad-id", "?")
     assert reason_of(validator, "epic/demo/latent/" + "s" * 65 + "/dev-0", b"x") == (
-        "bad-id", "dev-0",
-    )  # fmt: skip
+        "bad-id",
+        "dev-0",
+    )
     assert reason_of(validator, "epic/demo/latent/s1", b"x") == ("bad-topic", "s1")
     assert reason_of(validator, "epic/other/latent/s1/dev-0", b"x") == ("bad-topic", "?")
     assert reason_of(validator, "epic/demo/heartbeat/no way", b"{}") == ("bad-id", "?")
@@ -127,8 +128,9 @@ def test_status_and_heartbeat(validator: Validator) -> None:
         assert reason_of(validator, "epic/demo/status/dev-0", payload) == ("bad-status", "dev-0")
     assert reason_of(validator, "epic/demo/heartbeat/dev-3", b"nope") == ("bad-heartbeat", "dev-3")
     assert reason_of(validator, "epic/demo/heartbeat/dev-3", b"{" * 70_000) == (
-        "bad-heartbeat", "dev-3",
-    )  # fmt: skip
+        "bad-heartbeat",
+        "dev-3",
+    )
 
 
 def test_raw_blocks_for_the_centralized_baseline(raw_feed: Feed) -> None:

@@ -30,20 +30,49 @@ from tests.lab.conftest import assert_one_line_error
 MS = 1_000_000  # ns
 
 
-def _env(sample: str, device: str, acquired_ms: float, encode_ms: float, arrival_ms: float,
-         nbytes: int = 600) -> EnvelopeRecord:  # fmt: skip
-    return EnvelopeRecord(sample, device, "latent", int(acquired_ms * MS),
-                          int(encode_ms * 1000), int(arrival_ms * MS), nbytes)  # fmt: skip
+def _env(
+    sample: str,
+    device: str,
+    acquired_ms: float,
+    encode_ms: float,
+    arrival_ms: float,
+    nbytes: int = 600,
+) -> EnvelopeRecord:
+    return EnvelopeRecord(
+        sample,
+        device,
+        "latent",
+        int(acquired_ms * MS),
+        int(encode_ms * 1000),
+        int(arrival_ms * MS),
+        nbytes,
+    )
 
 
-def _map(sample: str, acquired_ms: float, last_ms: float, start_ms: float, end_ms: float,
-         stored_ms: float, ssim: float | None = 0.7, used: int = 5,
-         version: int = 1) -> MapRecord:  # fmt: skip
+def _map(
+    sample: str,
+    acquired_ms: float,
+    last_ms: float,
+    start_ms: float,
+    end_ms: float,
+    stored_ms: float,
+    ssim: float | None = 0.7,
+    used: int = 5,
+    version: int = 1,
+) -> MapRecord:
     return MapRecord(
-        sample, version, used < 5, tuple(f"dev-{i}" for i in range(used)), int(acquired_ms * MS),
-        int(last_ms * MS) - 5 * MS, int(last_ms * MS), int(start_ms * MS), int(end_ms * MS),
-        int(stored_ms * MS), ssim,
-    )  # fmt: skip
+        sample,
+        version,
+        used < 5,
+        tuple(f"dev-{i}" for i in range(used)),
+        int(acquired_ms * MS),
+        int(last_ms * MS) - 5 * MS,
+        int(last_ms * MS),
+        int(start_ms * MS),
+        int(end_ms * MS),
+        int(stored_ms * MS),
+        ssim,
+    )
 
 
 def test_percentile_matches_numpy_and_refuses_nonsense() -> None:
@@ -60,8 +89,11 @@ def test_percentile_matches_numpy_and_refuses_nonsense() -> None:
 
 def test_stage_latencies_follow_the_definitions() -> None:
     # Acquired at t = 1000 ms; encode 2 ms; arrival at 1060 ms: L_comm = 58 ms.
-    envelopes = [_env("s1", "dev-0", 1000, 2.0, 1060), _env("s1", "dev-1", 1000, 4.0, 1100),
-                 _env("other", "dev-0", 0, 1.0, 5000)]  # fmt: skip
+    envelopes = [
+        _env("s1", "dev-0", 1000, 2.0, 1060),
+        _env("s1", "dev-1", 1000, 4.0, 1100),
+        _env("other", "dev-0", 0, 1.0, 5000),
+    ]
     # Last arrival 1100, decode 1110-1130, stored 1145.
     maps = [_map("s1", 1000, 1100, 1110, 1130, 1145), _map("other", 0, 10, 11, 12, 13)]
     lat = stage_latencies(envelopes, maps, {"s1"})
@@ -89,17 +121,31 @@ def test_energy_per_sample_from_bytes_is_the_huang_model() -> None:
         energy_per_device(700, 0.0, 2.0)
 
 
-def _figures(bytes_up: dict[str, int], samples: int = 4, ssim: float = 0.7,
-             warmup: frozenset[str] = frozenset()) -> dict:  # fmt: skip
+def _figures(
+    bytes_up: dict[str, int],
+    samples: int = 4,
+    ssim: float = 0.7,
+    warmup: frozenset[str] = frozenset(),
+) -> dict:
     ids = [f"s{k}" for k in range(samples)]
-    envelopes = [_env(s, f"dev-{d}", 1000 * k, 2.0, 1000 * k + 50 + d, 600)
-                 for k, s in enumerate(ids) for d in range(5)]  # fmt: skip
-    maps = {s: _map(s, 1000 * k, 1000 * k + 60, 1000 * k + 61, 1000 * k + 81,
-                    1000 * k + 90 + k, ssim) for k, s in enumerate(ids[:-1])}  # fmt: skip
+    envelopes = [
+        _env(s, f"dev-{d}", 1000 * k, 2.0, 1000 * k + 50 + d, 600)
+        for k, s in enumerate(ids)
+        for d in range(5)
+    ]
+    maps = {
+        s: _map(s, 1000 * k, 1000 * k + 60, 1000 * k + 61, 1000 * k + 81, 1000 * k + 90 + k, ssim)
+        for k, s in enumerate(ids[:-1])
+    }
     return model_figures(
-        envelopes=envelopes, first_maps=maps, expected=ids, warmup=set(warmup),
-        link_bytes_up=bytes_up, energy_rate_bps=2e6, rate_hz=0.5,
-    )  # fmt: skip
+        envelopes=envelopes,
+        first_maps=maps,
+        expected=ids,
+        warmup=set(warmup),
+        link_bytes_up=bytes_up,
+        energy_rate_bps=2e6,
+        rate_hz=0.5,
+    )
 
 
 def test_publish_bytes_is_mqtt_framing() -> None:
@@ -136,12 +182,21 @@ def test_model_figures_count_bytes_lost_maps_and_skip_warmup() -> None:
 
 def test_ratios_against_the_centralized_baseline() -> None:
     models = {
-        "epic": {"l_total_ms_p50": 100.0, "energy_mj_per_sample": 2.0, "bytes_per_sample": 4e3,
-                 "energy_mj_per_sample_with_tail": 2000.0, "ssim": 0.73},
-        "inversionnet": {"l_total_ms_p50": 1500.0, "energy_mj_per_sample": 2400.0,
-                         "bytes_per_sample": 1.4e6, "energy_mj_per_sample_with_tail": 3000.0,
-                         "ssim": 0.76},
-    }  # fmt: skip
+        "epic": {
+            "l_total_ms_p50": 100.0,
+            "energy_mj_per_sample": 2.0,
+            "bytes_per_sample": 4e3,
+            "energy_mj_per_sample_with_tail": 2000.0,
+            "ssim": 0.73,
+        },
+        "inversionnet": {
+            "l_total_ms_p50": 1500.0,
+            "energy_mj_per_sample": 2400.0,
+            "bytes_per_sample": 1.4e6,
+            "energy_mj_per_sample_with_tail": 3000.0,
+            "ssim": 0.76,
+        },
+    }
     _ratios(models)
     assert models["epic"]["l_total_x_lower"] == 15.0
     assert models["epic"]["energy_x_lower"] == 1200.0
@@ -155,9 +210,12 @@ def test_ratios_against_the_centralized_baseline() -> None:
 
 
 def test_robustness_curve_groups_maps_by_devices_cut() -> None:
-    maps = [_map("a", 0, 50, 51, 70, 80, 0.75, used=5), _map("b", 0, 50, 51, 70, 90, 0.73, used=5),
-            _map("c", 0, 2000, 2001, 2020, 2030, 0.70, used=4),
-            _map("d", 0, 2000, 2001, 2020, 2030, 0.60, used=1)]  # fmt: skip
+    maps = [
+        _map("a", 0, 50, 51, 70, 80, 0.75, used=5),
+        _map("b", 0, 50, 51, 70, 90, 0.73, used=5),
+        _map("c", 0, 2000, 2001, 2020, 2030, 0.70, used=4),
+        _map("d", 0, 2000, 2001, 2020, 2030, 0.60, used=1),
+    ]
     curve = robustness_curve(maps, 5)
     assert [r["devices_cut"] for r in curve] == [0, 1, 2, 3, 4]
     assert [r["maps"] for r in curve] == [2, 1, 0, 0, 1]
@@ -173,26 +231,61 @@ def test_throughput_is_maps_over_the_span_of_store_times() -> None:
 
 def _doc() -> dict:
     figures = {
-        "l_edge_ms_p50": 1.2, "l_comm_ms_p50": 60.0, "l_central_ms_p50": 40.0,
-        "l_total_ms_p50": 120.0, "l_total_ms_p95": 400.0, "bytes_per_sample": 4200.0,
-        "energy_mj_per_sample": 3.1, "energy_mj_per_sample_with_tail": 2050.0, "ssim": 0.73,
-        "maps": 30, "lost": 0, "l_total_x_lower": 12.0, "energy_x_lower": 700.0,
-        "energy_with_tail_x_lower": 1.8, "bytes_x_fewer": 330.0, "ssim_vs_centralized": -0.02,
-    }  # fmt: skip
+        "l_edge_ms_p50": 1.2,
+        "l_comm_ms_p50": 60.0,
+        "l_central_ms_p50": 40.0,
+        "l_total_ms_p50": 120.0,
+        "l_total_ms_p95": 400.0,
+        "bytes_per_sample": 4200.0,
+        "energy_mj_per_sample": 3.1,
+        "energy_mj_per_sample_with_tail": 2050.0,
+        "ssim": 0.73,
+        "maps": 30,
+        "lost": 0,
+        "l_total_x_lower": 12.0,
+        "energy_x_lower": 700.0,
+        "energy_with_tail_x_lower": 1.8,
+        "bytes_x_fewer": 330.0,
+        "ssim_vs_centralized": -0.02,
+    }
     base = {**figures, "l_total_ms_p50": 1440.0, "ssim": 0.75, "bytes_per_sample": 1.4e6}
     return {
-        "link": "4g", "edges": 5, "samples": 30, "rate_hz": 0.5, "family": "flatfault-a",
-        "date": "2026-11-23T00:00:00+00:00", "command": "epic bench",
+        "link": "4g",
+        "edges": 5,
+        "samples": 30,
+        "rate_hz": 0.5,
+        "family": "flatfault-a",
+        "date": "2026-11-23T00:00:00+00:00",
+        "command": "epic bench",
         "machine": {"cpus": 2, "cpu_model": "AMD EPYC", "load_1_5_15": [0.1, 0.1, 0.1]},
-        "energy_model": "LTE", "models": {"epic": figures, "inversionnet": base},
-        "robustness": {"link": "4g", "kill_every_samples": 6, "killed": ["dev-0"],
-                       "curve": [{"devices_cut": k, "maps": 6, "ssim": 0.73 - 0.01 * k,
-                                  "l_total_ms_p50": 100.0} for k in range(5)]},
-        "scaling": {"rate_hz": 100.0, "samples": 100,
-                    "rows": [{"edges": n, "edge_processes": min(n, 5), "weights": "untrained",
-                              "maps_per_s": 40.0 / n, "maps": 100, "partial": 0, "lost": 0}
-                             for n in (2, 5, 10)]},
-    }  # fmt: skip
+        "energy_model": "LTE",
+        "models": {"epic": figures, "inversionnet": base},
+        "robustness": {
+            "link": "4g",
+            "kill_every_samples": 6,
+            "killed": ["dev-0"],
+            "curve": [
+                {"devices_cut": k, "maps": 6, "ssim": 0.73 - 0.01 * k, "l_total_ms_p50": 100.0}
+                for k in range(5)
+            ],
+        },
+        "scaling": {
+            "rate_hz": 100.0,
+            "samples": 100,
+            "rows": [
+                {
+                    "edges": n,
+                    "edge_processes": min(n, 5),
+                    "weights": "untrained",
+                    "maps_per_s": 40.0 / n,
+                    "maps": 100,
+                    "partial": 0,
+                    "lost": 0,
+                }
+                for n in (2, 5, 10)
+            ],
+        },
+    }
 
 
 def test_json_schema_accepts_the_contract_and_names_what_breaks_it() -> None:
@@ -225,27 +318,59 @@ def test_markdown_and_plot(tmp_path: Path) -> None:
 
 def test_map_record_reads_the_centres_summary() -> None:
     summary = {
-        "sample_id": "flatfault-a-7", "version": 1, "partial": True,
-        "devices_used": ["dev-0", "dev-2"], "devices_missing": ["dev-1"], "ssim": 0.5,
-        "timings": {"acquired_ns": 1, "first_arrival_ns": 2, "last_arrival_ns": 3,
-                    "decode_start_ns": 4, "decode_end_ns": 5, "stored_ns": 6, "decode_ms": 0.0},
-    }  # fmt: skip
+        "sample_id": "flatfault-a-7",
+        "version": 1,
+        "partial": True,
+        "devices_used": ["dev-0", "dev-2"],
+        "devices_missing": ["dev-1"],
+        "ssim": 0.5,
+        "timings": {
+            "acquired_ns": 1,
+            "first_arrival_ns": 2,
+            "last_arrival_ns": 3,
+            "decode_start_ns": 4,
+            "decode_end_ns": 5,
+            "stored_ns": 6,
+            "decode_ms": 0.0,
+        },
+    }
     m = map_record(summary)
     assert (m.sample_id, m.partial, m.devices_used, m.stored_ns) == (
-        "flatfault-a-7", True, ("dev-0", "dev-2"), 6,
-    )  # fmt: skip
+        "flatfault-a-7",
+        True,
+        ("dev-0", "dev-2"),
+        6,
+    )
 
 
 def test_kill_plan_cuts_one_more_edge_every_k_samples(tmp_path: Path) -> None:
     deployed = Deployed("epic", tmp_path, tmp_path, "d", "latent", 5, True)
-    spec = RunSpec("r", deployed, samples=30, rate=0.5, link="4g", family="flatfault-a",
-                   pool_size=4, workdir=tmp_path, kill_every=6)  # fmt: skip
+    spec = RunSpec(
+        "r",
+        deployed,
+        samples=30,
+        rate=0.5,
+        link="4g",
+        family="flatfault-a",
+        pool_size=4,
+        workdir=tmp_path,
+        kill_every=6,
+    )
     plan = _kill_plan(spec, start_slot=1000)
     assert [d for _, d in plan] == ["dev-0", "dev-1", "dev-2", "dev-3"]  # one always survives
     # Sample 1006 is due at 2012 s; its edge dies 0.3 of a slot (0.6 s) before.
     assert [t for t, _ in plan] == pytest.approx([2011.4, 2023.4, 2035.4, 2047.4])
-    short = RunSpec("r", deployed, samples=10, rate=0.5, link="4g", family="flatfault-a",
-                    pool_size=4, workdir=tmp_path, kill_every=6)  # fmt: skip
+    short = RunSpec(
+        "r",
+        deployed,
+        samples=10,
+        rate=0.5,
+        link="4g",
+        family="flatfault-a",
+        pool_size=4,
+        workdir=tmp_path,
+        kill_every=6,
+    )
     assert len(_kill_plan(short, 1000)) == 1
     assert _kill_plan(RunSpec("r", deployed, 30, 0.5, "4g", "flatfault-a", 4, tmp_path), 0) == []
 
@@ -268,8 +393,15 @@ def test_checkpoints_default_to_the_shipped_ones(tmp_path: Path, monkeypatch) ->
 
 def test_cli_refuses_a_missing_checkpoint_in_one_line(cli, tmp_path: Path) -> None:
     missing = tmp_path / "missing.pt"
-    result = cli("bench", "--models", "epic,fla", "--checkpoint", f"fla={missing}",
-                 "--workdir", str(tmp_path / "w"))  # fmt: skip
+    result = cli(
+        "bench",
+        "--models",
+        "epic,fla",
+        "--checkpoint",
+        f"fla={missing}",
+        "--workdir",
+        str(tmp_path / "w"),
+    )
     assert_one_line_error(result, "missing.pt", "no such checkpoint")
     assert not (tmp_path / "w").exists()  # refused before anything ran
     assert_one_line_error(cli("bench", "--scaling", "2,x"), "--scaling")

@@ -21,11 +21,30 @@ def test_bench_runs_both_pipelines_and_writes_the_contract(
     out = tmp_path / "bench.json"
     started = time.monotonic()
     code, stdout, stderr = cli(
-        "bench", "--link", "none", "--models", "epic,inversionnet", "--edges", "5",
-        "--samples", "2", "--rate", "2", "--pool-size", "1", "--lead-s", "10",
-        "--no-robustness", "--no-progress", "--workdir", str(tmp_path / "run"),
-        "--json", str(out), "--md", str(tmp_path / "bench.md"),
-    )  # fmt: skip
+        "bench",
+        "--link",
+        "none",
+        "--models",
+        "epic,inversionnet",
+        "--edges",
+        "5",
+        "--samples",
+        "2",
+        "--rate",
+        "2",
+        "--pool-size",
+        "1",
+        "--lead-s",
+        "10",
+        "--no-robustness",
+        "--no-progress",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--json",
+        str(out),
+        "--md",
+        str(tmp_path / "bench.md"),
+    )
     elapsed = time.monotonic() - started
     assert code == 0, stderr
     doc = json.loads(out.read_text())

@@ -39,11 +39,21 @@ def test_group_runs_each_device_as_its_own_daemon(embedded_broker, tmp_path: Pat
     endpoint = BrokerEndpoint.parse(embedded_broker.url)
     devices = ["dev-0", "dev-3"]
     configs = [
-        EdgeConfig(bundle=bundle, device_id=d, broker=endpoint, source="sim:flatfault-a",
-                   rate=50.0, mode="raw", start_slot=0, max_samples=2, pool_size=1,
-                   cache_dir=tmp_path / "pool", outbox=tmp_path / f"outbox-{d}.sqlite")
+        EdgeConfig(
+            bundle=bundle,
+            device_id=d,
+            broker=endpoint,
+            source="sim:flatfault-a",
+            rate=50.0,
+            mode="raw",
+            start_slot=0,
+            max_samples=2,
+            pool_size=1,
+            cache_dir=tmp_path / "pool",
+            outbox=tmp_path / f"outbox-{d}.sqlite",
+        )
         for d in devices
-    ]  # fmt: skip
+    ]
 
     async def scenario() -> tuple[dict[str, set[str]], dict[str, bool]]:
         raw: dict[str, set[str]] = {d: set() for d in devices}
@@ -69,8 +79,10 @@ def test_group_runs_each_device_as_its_own_daemon(embedded_broker, tmp_path: Pat
 
     raw, status = asyncio.run(scenario())
     # Each device: its own connection (own status topic), the same two slots, 0 and 1.
-    assert raw == {"dev-0": {"flatfault-a-0", "flatfault-a-1"},
-                   "dev-3": {"flatfault-a-0", "flatfault-a-1"}}  # fmt: skip
+    assert raw == {
+        "dev-0": {"flatfault-a-0", "flatfault-a-1"},
+        "dev-3": {"flatfault-a-0", "flatfault-a-1"},
+    }
     assert status == {"dev-0": False, "dev-3": False}
 
 
