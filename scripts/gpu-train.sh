@@ -122,7 +122,7 @@ from pathlib import Path
 
 import torch
 
-from shared.models.checkpoint import load_checkpoint
+from epic.shared.models.checkpoint import load_checkpoint
 
 checkpoint, out, wall = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 model, meta = load_checkpoint(checkpoint)

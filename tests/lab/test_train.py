@@ -162,7 +162,7 @@ def test_device_dropout_defaults_to_half_for_epic_only(tmp_path):
 
 
 def test_autocast_follows_amp_and_the_hardware(tmp_path, monkeypatch):
-    from epic.lab import config as config_module
+    from epic.lab.train import config as config_module
 
     cfg = TrainConfig("epic", [tmp_path], tmp_path / "m.pt")
     assert config_module.train_autocast(cfg, torch.device("cuda"))
