@@ -26,12 +26,14 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/epic demo
 
-test: $(STAMP) system-deps
+# Lint first: CI runs `make test`, and a tree that ruff or mypy rejects does not land.
+test: lint system-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHON=$(BIN)/python scripts/typecheck.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

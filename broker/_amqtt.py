@@ -41,7 +41,12 @@ from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
-from amqtt.session import OUTGOING, ApplicationMessage, Session
+from amqtt.session import (
+    OUTGOING,
+    IncomingApplicationMessage,
+    OutgoingApplicationMessage,
+    Session,
+)
 
 from epic.broker.session_state import SavedSession, read_sessions, write_sessions
 
@@ -65,16 +70,24 @@ class _SnapshotDict(dict[str, Any]):
 class _EpicHandler(BrokerProtocolHandler):
     """amqtt's per-connection handler with fix 3: outgoing QoS 1 as MQTT wants it."""
 
-    async def _handle_qos1_message_flow(self, app_message: ApplicationMessage) -> None:
+    async def _handle_qos1_message_flow(
+        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
+    ) -> None:
         session = self.session
-        if app_message.direction != OUTGOING or session is None:
-            await super()._handle_qos1_message_flow(app_message)  # type: ignore[arg-type]
+        # amqtt gives each direction its own class: the isinstance is the direction's test
+        # again, spelled for the type checker.
+        if (
+            app_message.direction != OUTGOING
+            or not isinstance(app_message, OutgoingApplicationMessage)
+            or session is None
+        ):
+            await super()._handle_qos1_message_flow(app_message)
             return
         packet_id = app_message.packet_id
         if packet_id is None or app_message.puback_packet is not None:
-            await super()._handle_qos1_message_flow(app_message)  # type: ignore[arg-type]
+            await super()._handle_qos1_message_flow(app_message)
             return  # amqtt raises for both
-        session.inflight_out[packet_id] = app_message  # type: ignore[assignment]
+        session.inflight_out[packet_id] = app_message
         # A message sent before (this is _retry_deliveries re-sending it) goes with DUP set.
         publish = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
         waiter: asyncio.Future[PubackPacket] = asyncio.get_running_loop().create_future()
@@ -99,9 +112,14 @@ class _EpicHandler(BrokerProtocolHandler):
 
     async def handle_puback(self, puback: PubackPacket) -> None:
         packet_id = puback.variable_header.packet_id if puback.variable_header else None
-        late = packet_id is not None and packet_id not in self._puback_waiters
-        # The client has it after all (the 5 s wait gave up first): never send it again.
-        if late and self.session and self.session.inflight_out.pop(packet_id, None) is not None:
+        # Late, the 5 s wait having given up first: the client has it after all, and it is
+        # never sent again.
+        if (
+            packet_id is not None
+            and packet_id not in self._puback_waiters
+            and self.session
+            and self.session.inflight_out.pop(packet_id, None) is not None
+        ):
             return
         await super().handle_puback(puback)
 

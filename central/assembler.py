@@ -301,7 +301,7 @@ class Assembler:
     # -- hand-over ------------------------------------------------------------------------
     def take_ready(self, limit: int) -> list[ReadySample]:
         """Up to ``limit`` ready samples, in the order they became ready."""
-        taken = []
+        taken: list[ReadySample] = []
         now = self.clock.monotonic()
         while self._ready and len(taken) < limit:
             sid = self._ready.popleft()

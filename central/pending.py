@@ -26,6 +26,7 @@ survives the process being killed (SIGKILL, OOM); a power cut can lose the last 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from collections import deque
@@ -145,7 +146,7 @@ class PendingLatents:
                     (r.sample_id, r.device_id, r.topic, r.payload, r.arrival_ns) for r, _ in adds
                 ]
                 result = await self.store.call(
-                    lambda db, rows=rows, removals=removals: self._round(db, rows, removals)
+                    functools.partial(self._round, rows=rows, removals=removals)
                 )
                 if result is None:  # failed (said once a minute) or closed: acked all the same
                     self.unsaved += len(adds)

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from epic.central.schemas import MapDetail
 from epic.shared.geometry import CONTRACT, Geometry
@@ -66,7 +67,7 @@ def _vertical_text(image: Any, text: str, centre: tuple[int, int], font: Any) ->
     from PIL import Image, ImageDraw
 
     box = ImageDraw.Draw(image).textbbox((0, 0), text, font=font)
-    label = Image.new("RGB", (box[2] + 2, box[3] + 2), "white")
+    label = Image.new("RGB", (int(box[2]) + 2, int(box[3]) + 2), "white")
     ImageDraw.Draw(label).text((1, 1), text, fill=INK, font=font)
     label = label.rotate(90, expand=True)
     image.paste(label, (centre[0] - label.width // 2, centre[1] - label.height // 2))
@@ -144,11 +145,11 @@ def render_map_png(detail: MapDetail, geometry: Geometry = CONTRACT) -> bytes:
     return buffer.getvalue()
 
 
-def _grid(values: np.ndarray, what: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float32)
-    if values.ndim != 2 or 0 in values.shape:
-        raise ValueError(f"{what} must be a non-empty 2-D grid, got shape {values.shape}")
-    return values
+def _grid(values: ArrayLike, what: str) -> np.ndarray:
+    grid = np.asarray(values, dtype=np.float32)
+    if grid.ndim != 2 or 0 in grid.shape:
+        raise ValueError(f"{what} must be a non-empty 2-D grid, got shape {grid.shape}")
+    return grid
 
 
 def render_compare_png(

@@ -21,8 +21,9 @@ import importlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -57,6 +58,20 @@ STOP_DECODE_S = 30.0
 STOP_ACK_S = 5.0  # for the latents read to be written and acknowledged at a stop
 
 
+@dataclass(frozen=True)
+class Parts:
+    """A started centre's parts, every one built (``CentralService.parts``)."""
+
+    manifest: Manifest
+    http: HttpServer
+    registry: DeviceRegistry
+    store: MapStore
+    decoder: Decoder
+    assembler: Assembler
+    pipeline: Pipeline
+    consumer: Consumer
+
+
 class CentralService:
     def __init__(
         self,
@@ -83,7 +98,7 @@ class CentralService:
         # The parts, each set by its step of start() as soon as it exists (so that stop()
         # closes what a failed start left): None until then, as in edge.daemon.
         self.manifest: Manifest | None = None
-        self.deployment: str | None = None
+        self._deployment: str | None = None  # the manifest's, as ``deployment``
         self.http: HttpServer | None = None
         self.registry: DeviceRegistry | None = None
         self.store: MapStore | None = None
@@ -140,7 +155,7 @@ class CentralService:
         """The bundle's manifest; returns the devices a sample needs at its deadline."""
         s = self.settings
         self.manifest = await asyncio.to_thread(load_manifest, s.bundle)
-        self.deployment = self.manifest.deployment
+        self._deployment = self.manifest.deployment
         try:
             return s.min_devices_for(len(self.manifest.devices))
         except ValueError as exc:
@@ -186,7 +201,7 @@ class CentralService:
 
     async def _open_store(self) -> None:
         """The map store, and the device health saved at the last stop."""
-        assert self.deployment is not None and self.registry is not None
+        assert self.registry is not None
         s = self.settings
         self.store = MapStore(
             s.db_path(self.deployment),
@@ -244,7 +259,7 @@ class CentralService:
     def _build_pipeline(self) -> None:
         a, d, st, r = self.assembler, self.decoder, self.store, self.registry
         assert a is not None and d is not None and st is not None and r is not None
-        assert self.manifest is not None and self.deployment is not None
+        assert self.manifest is not None
         self.pipeline = Pipeline(
             a,
             d,
@@ -308,6 +323,31 @@ class CentralService:
             self.consumer.publish(topic, payload)
 
     @property
+    def deployment(self) -> str:
+        """The bundle's deployment, known once start() has read its manifest."""
+        if self._deployment is None:
+            raise RuntimeError("the deployment is unknown until start() reads the manifest")
+        return self._deployment
+
+    @property
+    def parts(self) -> Parts:
+        """The parts once start() has built them all; RuntimeError before (or if it failed)."""
+        m, h, r, st = self.manifest, self.http, self.registry, self.store
+        d, a, p, c = self.decoder, self.assembler, self.pipeline, self.consumer
+        if (
+            m is None
+            or h is None
+            or r is None
+            or st is None
+            or d is None
+            or a is None
+            or p is None
+            or c is None
+        ):
+            raise RuntimeError("the centre is not started: start() builds its parts")
+        return Parts(m, h, r, st, d, a, p, c)
+
+    @property
     def ready(self) -> bool:
         """Model loaded and profiled, store open, broker client running."""
         return self._ready
@@ -316,8 +356,8 @@ class CentralService:
         if not self._ready:
             raise ServiceStarting(self._stage)
 
-    def _spawn(self, name: str, coro: object) -> None:
-        task = asyncio.create_task(coro, name=f"central-{name}")  # type: ignore[arg-type]
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=f"central-{name}")
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
@@ -381,14 +421,15 @@ class CentralService:
             await self.store.close()
 
     async def _tick(self) -> None:
+        p = self.parts  # spawned once every part is built
         saved = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
-            self.registry.tick()
-            self.instruments.broker_connected.set(int(self.consumer.connected.is_set()))
-            if self.registry.dirty and time.monotonic() - saved >= DEVICES_SAVE_S:
+            p.registry.tick()
+            self.instruments.broker_connected.set(int(p.consumer.connected.is_set()))
+            if p.registry.dirty and time.monotonic() - saved >= DEVICES_SAVE_S:
                 saved = time.monotonic()
-                await self.store.save_devices(self.registry.export())
+                await p.store.save_devices(p.registry.export())
 
     def _central_onnx(self, bundle: ModuleType) -> Any:
         """The bundle's onnxruntime decoder, or None for PyTorch (``--decoder``)."""
@@ -413,15 +454,15 @@ class CentralService:
     # -- CentralView ----------------------------------------------------------------------
     async def latest_map(self) -> MapDetail | None:
         self._require_ready()
-        return await self.store.latest()
+        return await self.parts.store.latest()
 
     async def get_map(self, sample_id: str, version: int | None = None) -> MapDetail | None:
         self._require_ready()
-        return await self.store.get(sample_id, version)
+        return await self.parts.store.get(sample_id, version)
 
     async def list_maps(self, limit: int, before: str | None = None) -> list[MapSummary]:
         self._require_ready()
-        return await self.store.list(limit, before)
+        return await self.parts.store.list(limit, before)
 
     async def truth(self, sample_id: str) -> np.ndarray | None:
         if self._truth is None:
@@ -435,35 +476,36 @@ class CentralService:
 
     async def delete_map(self, sample_id: str) -> int:
         self._require_ready()
-        deleted = await self.store.delete(sample_id)
+        deleted = await self.parts.store.delete(sample_id)
         if deleted:
             log.warning("map of %s deleted through the API (%d versions)", sample_id, deleted)
         return deleted
 
     def devices(self) -> list[DeviceHealth]:
         self._require_ready()
-        return self.registry.snapshot()
+        return self.parts.registry.snapshot()
 
     def health(self) -> Health:
         self._require_ready()
-        d, a = self.decoder, self.assembler
-        connected = self.consumer.connected.is_set()
+        p = self.parts
+        d, a = p.decoder, p.assembler
+        connected = p.consumer.connected.is_set()
         return Health(
-            status="ok" if connected and self.store.healthy else "degraded",
+            status="ok" if connected and p.store.healthy else "degraded",
             deployment=self.deployment,
-            model=self.manifest.model,
-            model_hash=self.manifest.model_hash,
+            model=p.manifest.model,
+            model_hash=p.manifest.model_hash,
             broker_connected=connected,
             buffer_depth=a.depth,
             decode_queue_depth=a.ready_count + d.in_flight,
             decode_ms_p50=d.per_sample.percentile(50),
             decode_ms_p95=d.per_sample.percentile(95),
-            maps_stored=self.store.count,
+            maps_stored=p.store.count,
             uptime_s=time.monotonic() - self._started,
-            rejected=self.registry.rejected_totals(),
-            store_ok=self.store.healthy,
-            maps_decoded=self.pipeline.maps_decoded,
-            samples_dropped=dict(self.pipeline.dropped),
+            rejected=p.registry.rejected_totals(),
+            store_ok=p.store.healthy,
+            maps_decoded=p.pipeline.maps_decoded,
+            samples_dropped=dict(p.pipeline.dropped),
             deadline_ms=a.deadline_ms,
             deadline_budget_ms=a.budget_ms,
             min_devices=a.min_devices,

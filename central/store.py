@@ -15,6 +15,7 @@ appeared and a ``before`` cursor stays stable while refinements arrive.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import sqlite3
@@ -285,7 +286,8 @@ class MapStore:
     async def list(self, limit: int, before: str | None = None) -> list[MapSummary]:
         return await self._run(self._list, limit, before)
 
-    def _list(self, limit: int, before: str | None) -> list[MapSummary]:
+    # From here on `list` names the method above: annotations spell the type builtins.list.
+    def _list(self, limit: int, before: str | None) -> builtins.list[MapSummary]:
         bound = None
         if before is not None:
             bound = self._first_seq(before)
@@ -301,7 +303,7 @@ class MapStore:
         ordered = sorted(newest.values(), key=lambda r: r[3], reverse=True)[:limit]
         return [_summary(r) for r in ordered]
 
-    async def recent_sample_ids(self, n: int) -> list[str]:
+    async def recent_sample_ids(self, n: int) -> builtins.list[str]:
         rows = await self._run(
             self._query, "SELECT DISTINCT sample_id FROM maps ORDER BY seq DESC LIMIT ?", (n,)
         )

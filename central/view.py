@@ -28,8 +28,11 @@ class ServiceStarting(Exception):
 
 
 class CentralView(Protocol):
-    deployment: str
     metrics: CollectorRegistry
+
+    @property
+    def deployment(self) -> str:
+        """The deployment the centre serves (the bundle manifest's)."""
 
     async def latest_map(self) -> MapDetail | None:
         """The newest stored map (highest decode time), any sample."""

@@ -140,6 +140,7 @@ class EdgeDaemon:
 
     async def run(self) -> None:
         assert self.producer is not None and self.publisher is not None
+        assert self.outbox is not None
         async with asyncio.TaskGroup() as tg:
             producer = tg.create_task(self._produce_then_finish(), name="producer")
             publisher = tg.create_task(self.publisher.run(self._stop), name="publisher")

@@ -76,7 +76,7 @@ def _context_class(base: type) -> type:
     if getattr(base, "_epic_tidy", False):
         return base
 
-    class Formatter(base.formatter_class):  # type: ignore[name-defined,misc]
+    class Formatter(base.formatter_class):  # type: ignore[name-defined]
         def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:
             start = len(self.buffer)
             rows = [(term, text.replace("-", _NO_BREAK_HYPHEN)) for term, text in rows]

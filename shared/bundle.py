@@ -203,8 +203,9 @@ def load_edge_encoder(bundle: Path | str, device_id: str) -> tuple[Manifest, nn.
     except RuntimeError as exc:
         raise DataError(entry.edge_file, f"weights do not fit the encoder ({exc})") from exc
     for module in encoder.modules():  # buffers no state dict carries (a fixed filter)
-        if hasattr(module, "reset_buffers"):
-            module.reset_buffers()
+        reset_buffers = getattr(module, "reset_buffers", None)
+        if reset_buffers is not None:
+            reset_buffers()
     return manifest, encoder.eval()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 __all__ = ["CONTRACT", "Geometry", "GeometryError", "GeometryWarning"]
 
@@ -46,7 +47,7 @@ class Geometry:
     dt_s: float = 0.001
     peak_freq_hz: float = 15.0
     peak_time_s: float = 0.1
-    accuracy: int = 4
+    accuracy: Literal[2, 4, 6, 8] = 4  # finite-difference order
     pml_width: int = 20
     v_min: float = 1500.0
     v_max: float = 4500.0

@@ -132,6 +132,13 @@ class Child:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The process's id, once started."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.process.pid
+
     def signal(self, sig: int) -> None:
         if self.alive:
             assert self.process is not None
@@ -190,9 +197,10 @@ class Supervisor:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not child.alive:
+                code = None if child.process is None else child.process.returncode
                 # The first line is the one-line error; the log's tail follows for a human.
                 raise LaunchError(
-                    f"{child.name} exited (code {child.process.returncode}) before {what}; "
+                    f"{child.name} exited (code {code}) before {what}; "
                     f"see its log, {child.log}\n{child.tail()}"
                 )
             if ready():

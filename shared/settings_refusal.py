@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import click
+    import typer
     from pydantic import ValidationError
 
 __all__ = ["settings_refusal"]
 
 
-def settings_refusal(exc: ValidationError, env_prefix: str, ctx: click.Context | None) -> str:
+def settings_refusal(exc: ValidationError, env_prefix: str, ctx: typer.Context | None) -> str:
     """A settings model's refusal as one line: ``--option: why`` for each value refused, and
     ``--option is required (or ENV_VAR)`` for one given nowhere. A setting with no option of
     its command is named by its environment variable."""

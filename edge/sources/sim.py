@@ -51,7 +51,11 @@ class SimSource(Source):
 
     def slots(self) -> Iterator[Slot]:
         catch_up = self.start_slot is not None
-        k = self.start_slot if catch_up else current_slot(self._clock(), self.rate) + 1
+        k = (
+            self.start_slot
+            if self.start_slot is not None
+            else current_slot(self._clock(), self.rate) + 1
+        )
         while True:
             if not catch_up:
                 now = current_slot(self._clock(), self.rate)

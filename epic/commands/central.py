@@ -164,14 +164,15 @@ def _run(settings: CentralSettings, verbose: bool) -> None:
         try:
             if not await _first(service.start(), stop.wait()):
                 return  # stopped while starting: the `finally` cleans up what started
-            m = service.manifest
+            parts = service.parts
+            m = parts.manifest
             typer.echo(
                 f"epic central: deployment {m.deployment!r}, {m.model} ({m.preset}), "
                 f"{len(m.devices)} devices, model hash {m.model_hash}; "
-                f"decode p95 {service.decoder.p95_ms:.1f} ms; "
-                f"store {service.store.path}"
+                f"decode p95 {parts.decoder.p95_ms:.1f} ms; "
+                f"store {parts.store.path}"
             )
-            typer.echo(f"epic central: monitor at {service.http.url}")
+            typer.echo(f"epic central: monitor at {parts.http.url}")
             await _first(stop.wait(), service.wait_failed())
             failed = not stop.is_set()
         finally:

@@ -18,7 +18,9 @@ app = typer.Typer(help="Make, inspect and picture OpenFWI-layout datasets.", no_
 Folder = Annotated[Path, typer.Argument(help="An OpenFWI-layout folder.")]
 
 
-Propagator = enum.Enum("Propagator", {n: n for n in ("auto", "deepwave", "torch")}, type=str)
+Propagator = enum.Enum(
+    "Propagator", {"auto": "auto", "deepwave": "deepwave", "torch": "torch"}, type=str
+)
 
 
 @app.command()

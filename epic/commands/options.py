@@ -18,8 +18,15 @@ from epic.shared.physics.families import FAMILIES
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-# Built from the registry so a new family shows up in every command's choices.
-Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
+# Built from the registry so a new family shows up in every command's choices. Its members
+# (names such as "flatfault-a") exist only at run time, so the type checker sees a str enum
+# with the run-time class's bases (a StrEnum, as ruff's UP042 asks, would print differently).
+if TYPE_CHECKING:
+
+    class Family(str, enum.Enum): ...  # noqa: UP042
+
+else:
+    Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)
 
 Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: all cores).")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Samples per forward pass.")]

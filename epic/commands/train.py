@@ -18,11 +18,16 @@ from epic.commands.options import (
     set_threads,
 )
 
-# The registry's names, spelled out so that `epic --help` does not import torch.
-ModelName = enum.Enum("ModelName", {n: n for n in ("epic", "inversionnet", "fla", "sla")}, type=str)
-Preset = enum.Enum("Preset", {n: n for n in ("lite", "standard", "paper")}, type=str)
-Schedule = enum.Enum("Schedule", {n: n for n in ("steps", "time")}, type=str)
-WeightsDtype = enum.Enum("WeightsDtype", {n: n for n in ("float32", "bfloat16")}, type=str)
+# The registry's names, spelled out so that `epic --help` does not import torch (and as
+# literals, so that the type checker sees the members).
+ModelName = enum.Enum(
+    "ModelName",
+    {"epic": "epic", "inversionnet": "inversionnet", "fla": "fla", "sla": "sla"},
+    type=str,
+)
+Preset = enum.Enum("Preset", {"lite": "lite", "standard": "standard", "paper": "paper"}, type=str)
+Schedule = enum.Enum("Schedule", {"steps": "steps", "time": "time"}, type=str)
+WeightsDtype = enum.Enum("WeightsDtype", {"float32": "float32", "bfloat16": "bfloat16"}, type=str)
 
 DataDirs = Annotated[
     list[Path] | None,

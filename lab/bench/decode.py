@@ -167,6 +167,7 @@ def _start_centre(bundle: Path, url: str, threads: int, work: Path) -> tuple[sub
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
     )
+    assert proc.stdout is not None  # stdout=PIPE
     while line := proc.stdout.readline():
         if m := re.search(r"monitor at (http://\S+)", line):
             return proc, m[1]

@@ -113,6 +113,7 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> dict:
 
     cfg.check()
     checkpoints = {m: resolve_checkpoint(m, cfg.checkpoints) for m in cfg.models}
+    checkpoints_epic: Path | None
     if cfg.robustness and "epic" not in checkpoints:
         checkpoints_epic = resolve_checkpoint("epic", cfg.checkpoints)
     else:

@@ -435,7 +435,7 @@ def _profile(args: argparse.Namespace) -> LinkProfile:
         changes["loss"] = args.loss
     if not changes:
         return profile
-    return dataclasses.replace(profile, name=f"{profile.name}-custom", **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(profile, name=f"{profile.name}-custom", **changes)
 
 
 async def _run(args: argparse.Namespace, profile: LinkProfile) -> LinkStats:
@@ -443,7 +443,9 @@ async def _run(args: argparse.Namespace, profile: LinkProfile) -> LinkStats:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only sets a flag
-    async with LinkProxy(*args.listen, *args.target, profile, args.seed) as link:
+    listen: tuple[str, int] = args.listen  # HOST:PORT, as _address reads it
+    target: tuple[str, int] = args.target
+    async with LinkProxy(*listen, *target, profile, args.seed) as link:
         print(f"listening on {args.listen[0]}:{link.port}", flush=True)
         await stop.wait()
     return link.stats()

@@ -230,7 +230,7 @@ def run_load(config: LoadConfig, progress: bool = False) -> LoadReport:
         for child in edges:  # done (every map complete) or out of time: stop, with stats
             child.stop(grace_s=30)
         report = _collect(config, api, series, edges)
-        report.rss_mb_final = round(_rss_mb(central.process.pid), 1)
+        report.rss_mb_final = round(_rss_mb(central.pid), 1)
     finally:
         supervisor.stop_all()
     report.wall_s = time.monotonic() - started
@@ -292,7 +292,9 @@ def _all_complete(api: str, samples: int) -> bool:
     from epic.shared.launcher import get_json
 
     maps = (get_json(f"{api}/api/maps?limit={min(samples, 500)}", timeout=30) or {}).get("maps")
-    return bool(maps) and not any(m["devices_missing"] for m in maps)
+    if not maps:
+        return False
+    return not any(m["devices_missing"] for m in maps)
 
 
 def _collect(config: LoadConfig, api: str, series: list, edges: list) -> LoadReport:

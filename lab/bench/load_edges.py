@@ -98,19 +98,19 @@ async def run_group(args: argparse.Namespace) -> dict[str, dict]:
         start_slot = await _wait_go(workdir)
         for daemon in daemons:
             # SimSource reads its start slot when the producer asks for slots (in run()).
-            daemon.source.start_slot = start_slot  # type: ignore[union-attr]
+            daemon.source.start_slot = start_slot
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: [d.request_stop() for d in daemons])
         await asyncio.gather(*(d.run() for d in daemons))
         return {
-            d.device.id: {  # type: ignore[union-attr]
+            d.device.id: {
                 "produced": d.stats.samples_encoded,
                 "rejected": d.stats.samples_rejected,
                 "sent": d.stats.envelopes_sent,
-                "outbox_depth": d.outbox.depth,  # type: ignore[union-attr]
-                "outbox_dropped": d.outbox.dropped,  # type: ignore[union-attr]
-                "skipped": d.source.skipped,  # type: ignore[union-attr]
+                "outbox_depth": d.outbox.depth,
+                "outbox_dropped": d.outbox.dropped,
+                "skipped": d.source.skipped,
                 "reconnects": d.stats.reconnects,
                 "encode_ms_p95": d.stats.encode_percentiles()[1],
             }

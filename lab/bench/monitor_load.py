@@ -170,8 +170,8 @@ async def _run(url: str, http: str, bundle: Path, rate: float, phase_s: float) -
         p50, p95 = np.percentile(values, [50, 95]) if values else (None, None)
         return {
             "maps": len(values),
-            "decode_ms_p50": round(float(p50), 2),
-            "decode_ms_p95": round(float(p95), 2),
+            "decode_ms_p50": None if p50 is None else round(float(p50), 2),
+            "decode_ms_p95": None if p95 is None else round(float(p95), 2),
         }
 
     result = {name: stats(v) for name, v in decode_ms.items() if name != "priming"}

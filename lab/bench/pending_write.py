@@ -67,10 +67,10 @@ async def measure(payload_bytes: int, devices: int) -> None:
             loop_us = (time.perf_counter() - start) / burst * 1e6
             await pending.flush(30)
             total_s = time.perf_counter() - start
-            per_message = total_s / burst * 1e6
+            committed_us = total_s / burst * 1e6
             print(
                 f"burst of {burst}: {loop_us:.1f} us of event-loop time an add; all committed "
-                f"after {per_message:.1f} us a message ({burst / total_s:,.0f}/s)"
+                f"after {committed_us:.1f} us a message ({burst / total_s:,.0f}/s)"
             )
 
             shots = 60

@@ -437,7 +437,7 @@ def _kill_plan(spec: RunSpec, start_slot: int) -> list[tuple[float, str]]:
 def _read_link_stats(spec: RunSpec, work: Path) -> dict[str, dict]:
     import json
 
-    out = {}
+    out: dict[str, dict] = {}
     if not spec.proxies:
         return out
     for device in spec.devices:

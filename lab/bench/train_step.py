@@ -17,6 +17,7 @@ import json
 import re
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from epic.lab.inference import normalize
 from epic.lab.train.config import TrainConfig, build, train_autocast
+from epic.shared.models.base import FWIModel
 
 __all__ = ["main", "parse_variant"]
 
@@ -50,17 +52,20 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     data = torch.randn(args.batch_size, 5, 1000, 70) * 10
     velocity = torch.rand(args.batch_size, 1, 70, 70) * 3000 + 1500
-    runs = []
+    # (variant, config, model, optimizer, parameters, step times)
+    runs: list[tuple[str, TrainConfig, FWIModel, torch.optim.Optimizer, int, list[float]]] = []
     for text in args.variant:
         name, hparams = parse_variant(text)
         amp = hparams.pop("amp", True)
-        cfg = TrainConfig(name, [], "unused.pt", devices=args.devices, amp=amp, hparams=hparams)
+        cfg = TrainConfig(
+            name, [], Path("unused.pt"), devices=args.devices, amp=amp, hparams=hparams
+        )
         model = build(cfg).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         params = sum(q.numel() for q in model.parameters())
         runs.append((text, cfg, model, opt, params, []))
 
-    def step(cfg: TrainConfig, model: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
+    def step(cfg: TrainConfig, model: FWIModel, opt: torch.optim.Optimizer) -> float:
         started = time.perf_counter()
         x, y = normalize(model, data, velocity)
         cpu = torch.device("cpu")

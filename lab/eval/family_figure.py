@@ -63,6 +63,7 @@ def figure(openfwi: Path, out: Path, per_row: int = 5, seed: int = 0) -> dict[st
                 ax.set_yticks([])
             axes[2 * f + row, 0].set_ylabel(f"{title}\n{kind}", fontsize=10)
     fig.subplots_adjust(left=0.06, right=0.86, top=0.98, bottom=0.02, wspace=0.05, hspace=0.08)
+    assert shown is not None  # FAMILIES is not empty: maps were drawn
     bar = fig.add_axes((0.88, 0.25, 0.025, 0.5))
     fig.colorbar(shown, cax=bar, label="velocity (m/s)")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,11 @@ def family_of(folder_name: str) -> str | None:
 def beside_the_paper(folders: list[dict[str, Any]], entries: list[dict[str, Any]]) -> list[str]:
     """Markdown: per test folder of a paper family, each checkpoint's SSIM, the paper's for
     the same model, and the project's bars; nothing when no folder is such a family."""
-    matched = [(i, f["name"], family_of(f["name"])) for i, f in enumerate(folders)]
-    matched = [m for m in matched if m[2] is not None]
+    matched: list[tuple[int, Any, str]] = []  # (folder index, name, family)
+    for i, f in enumerate(folders):
+        family = family_of(f["name"])
+        if family is not None:
+            matched.append((i, f["name"], family))
     if not matched:
         return []
     header = ["checkpoint", "model"]

@@ -73,7 +73,8 @@ def build_report(
     except ValueError as exc:
         raise ConfigError(str(exc), "--device") from exc
     names = _names(data_dirs)
-    entries, samples = [], None
+    entries: list[dict[str, Any]] = []
+    samples: list[int] | None = None
     for path in checkpoints:
         model, meta = load_checkpoint(path)
         samples = [len(d) for d in open_folders(data_dirs, geometry=model.geometry)]

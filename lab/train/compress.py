@@ -19,9 +19,10 @@ from tqdm import tqdm
 from epic.shared.data.openfwi import OpenFWIDataset
 from epic.shared.errors import ConfigError
 from epic.shared.models.checkpoint import load_checkpoint, save_checkpoint
+from epic.shared.models.epic_encoder import DeviceEncoder
 from epic.shared.models.epicnet import EpicNet
 from epic.shared.models.registry import build_from_config
-from epic.shared.models.wire_code import fit_pair
+from epic.shared.models.wire_code import WireDecoder, WireEncoder, fit_pair
 
 __all__ = ["compress"]
 
@@ -33,7 +34,9 @@ def _tokens(model: EpicNet, data: OpenFWIDataset, count: int, batch: int, progre
     for start in range(0, count, batch):
         x = torch.stack([data[i][0] for i in range(start, min(start + batch, count))])
         for i, part in enumerate(model.split(x)):
-            per_device[i].append(model.encoders[i].tokens(part))
+            encoder = model.encoders[i]
+            assert isinstance(encoder, DeviceEncoder)  # EPIC-Net's encoders
+            per_device[i].append(encoder.tokens(part))
         bar.update(len(x))
     bar.close()
     return [torch.cat(t) for t in per_device]
@@ -76,10 +79,14 @@ def compress(
     coded = build_from_config(config)
     missing, unexpected = coded.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected and all(".wire." in k or k.startswith("unwire.") for k in missing)
-    energy = [
-        float(fit_pair(coded.encoders[i].wire, coded.unwire[i], tokens[i]))
-        for i in range(model.n_devices)
-    ]
+    # Built from an EPIC-Net's config with wire_dims set: an EPIC-Net with both halves.
+    assert isinstance(coded, EpicNet) and coded.unwire is not None
+    energy = []
+    for i in range(model.n_devices):
+        edge, centre = coded.encoders[i], coded.unwire[i]
+        assert isinstance(edge, DeviceEncoder) and isinstance(edge.wire, WireEncoder)
+        assert isinstance(centre, WireDecoder)
+        energy.append(float(fit_pair(edge.wire, centre, tokens[i])))
     fitted = {
         "dims": dims,
         "from": str(checkpoint),

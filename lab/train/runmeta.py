@@ -4,7 +4,7 @@ and the check that a resumed run is the run that was saved."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -12,6 +12,7 @@ from epic.shared.errors import ConfigError
 
 if TYPE_CHECKING:
     from epic.lab.train.config import TrainConfig
+    from epic.lab.train.simulated_set import SimulatedSplit
     from epic.lab.train.splits import Split
     from epic.shared.models.base import FWIModel
 
@@ -35,7 +36,8 @@ def check_resumable(state: dict[str, Any], model: FWIModel, cfg: TrainConfig) ->
             raise ConfigError(
                 f"cannot resume: the saved run has {key}={saved[key]}, this one {now[key]}"
             )
-    defaults = {"maps": [], "families": {}, "maps_limit": None}  # states older than these
+    # for states older than these
+    defaults: dict[str, Any] = {"maps": [], "families": {}, "maps_limit": None}
     for key in _MUST_MATCH:
         saved_value = state["train"].get(key, defaults.get(key))
         if not _same(saved_value, cfg.as_dict()[key]):
@@ -47,7 +49,7 @@ def check_resumable(state: dict[str, Any], model: FWIModel, cfg: TrainConfig) ->
 
 def checkpoint_meta(
     cfg: TrainConfig,
-    split: Split,
+    split: Split | SimulatedSplit,
     best: dict[str, Any],
     epoch: int,
     seconds: float,
@@ -55,6 +57,7 @@ def checkpoint_meta(
 ) -> dict[str, Any]:
     """Provenance stored with the best checkpoint: enough to rerun it and to trust it."""
     simulated = getattr(split, "sources", None)
+    sim = cast("SimulatedSplit", split)  # read only where it has sources: a SimulatedSplit
     return {
         "command": cfg.command,
         "data": cfg.as_dict()["data"] or cfg.as_dict()["maps"],
@@ -73,8 +76,8 @@ def checkpoint_meta(
             {
                 "simulated": {
                     "sources": simulated,
-                    "seconds": split.seconds,
-                    "maps_per_second": split.maps_per_second,
+                    "seconds": sim.seconds,
+                    "maps_per_second": sim.maps_per_second,
                     "device": str(cfg.device),
                 }
             }

@@ -176,7 +176,10 @@ def simulate_split(
     chunk = chunk or (2048 if device.type == "cuda" else 16)
     propagator = BatchedPropagator(geometry, device, compile=compile)
     done = [0] * len(sources)
-    data = [torch.empty(len(s.maps), *geometry.data_shape, device=device) for s in sources]
+    data = {
+        k: torch.empty(len(s.maps), *geometry.data_shape, device=device)
+        for k, s in enumerate(sources)
+    }
     total = sum(len(s.maps) for s in sources)
     started = time.perf_counter()
     bar = tqdm(total=total, unit="map", desc="simulate", disable=not progress)
@@ -237,7 +240,7 @@ def simulate_split(
             sets[which].data[at : at + len(idx)] = data[k][idx]
             sets[which].velocity[at : at + len(idx)] = velocity[idx]
             offsets[which] += len(idx)
-        data[k] = None
+        del data[k]
     log(
         f"simulated {sum(done):,} maps on {device} in {seconds:.1f} s "
         f"({sum(done) / max(seconds, 1e-9):.1f} maps/s"

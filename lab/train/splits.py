@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch.utils.data import ConcatDataset, Subset
@@ -19,6 +20,9 @@ from torch.utils.data import ConcatDataset, Subset
 from epic.shared.data.openfwi import OpenFWIDataset
 from epic.shared.errors import ConfigError, DataError
 from epic.shared.geometry import CONTRACT, Geometry
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Split", "open_folders", "split_folders"]
 
@@ -69,5 +73,5 @@ def split_folders(datasets: Sequence[OpenFWIDataset], val_fraction: float, seed:
         train_idx += sorted(order[n_val:].tolist())
         val_counts.append(n_val)
         offset += n
-    joined = ConcatDataset(datasets)
+    joined: ConcatDataset[tuple[torch.Tensor, torch.Tensor]] = ConcatDataset(datasets)
     return Split(Subset(joined, train_idx), Subset(joined, val_idx), val_counts)

@@ -156,6 +156,8 @@ def _train_epoch(
     model.train()
     mirror = cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) <= 1
     total, count = 0.0, 0
+    dropout = cfg.device_dropout
+    assert dropout is not None  # TrainConfig.__post_init__ fills it in
     bar = tqdm(loader, desc=desc, unit="batch", total=steps, leave=False, disable=not cfg.progress)
     for data, velocity in bar:
         data, velocity = data.to(device, non_blocking=True), velocity.to(device, non_blocking=True)
@@ -164,7 +166,7 @@ def _train_epoch(
         x, y = normalize(model, data, velocity)
         if cfg.augment:
             x = augment.add_noise(x, cfg.noise, gen)
-        present = augment.dropout_mask(len(x), model.n_devices, cfg.device_dropout, gen)
+        present = augment.dropout_mask(len(x), model.n_devices, dropout, gen)
         with torch.autocast(device.type, torch.bfloat16, enabled=train_autocast(cfg, device)):
             pred = model(x, present.to(device)).float()
         loss = F.l1_loss(pred, y) + F.mse_loss(pred, y)

@@ -52,7 +52,9 @@ class MapFile:
     def load(self) -> np.ndarray:
         try:
             if self.zip_path is None:
+                assert self.path is not None  # a file of its own: made with its path
                 return np.load(self.path, allow_pickle=False)
+            assert self.member is not None  # in a zip: made with its member's name
             with zipfile.ZipFile(self.zip_path) as z:
                 return np.load(io.BytesIO(z.read(self.member)), allow_pickle=False)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:

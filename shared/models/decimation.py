@@ -38,6 +38,8 @@ class TimeDecimation(nn.Module):
     """``[B, channels, T, r]`` -> ``[B, channels, ceil(T / factor), r]``: low-pass each
     trace, keep one sample in ``factor``. ``factor=1`` passes the input through unchanged."""
 
+    taps: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, factor: int, channels: int) -> None:
         super().__init__()
         self.factor, self.channels = factor, channels

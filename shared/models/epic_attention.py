@@ -21,6 +21,8 @@ class DevicePosition(nn.Module):
     fractions of the line), through Fourier features: the same weights serve any number
     of devices, so the architecture does not change with N."""
 
+    freqs: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, d_model: int, n_freqs: int = 8) -> None:
         super().__init__()
         self.register_buffer(

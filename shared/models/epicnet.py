@@ -79,11 +79,14 @@ class EpicNet(FWIModel):
     # cross-attention in every decoder block.
     LEGACY: ClassVar[dict[str, Any]] = {"decimate": 1, "attn_levels": 5, "wire_dims": 0}
 
+    device_centre: torch.Tensor  # buffers, registered in __init__
+    device_width: torch.Tensor
+
     def __init__(self, n_devices: int, preset: str = "lite", **kwargs: Any) -> None:
         super().__init__(n_devices, preset, **kwargs)
         h = self.hparams
         d, shots = h["d_model"], self.geometry.n_shots
-        self.encoders = nn.ModuleList(
+        encoders = [
             DeviceEncoder(
                 shots,
                 tuple(h["enc_channels"]),
@@ -94,8 +97,9 @@ class EpicNet(FWIModel):
                 h["wire_dims"],
             )
             for _ in range(n_devices)
-        )
-        self.n_tokens = self.encoders[0].n_tokens
+        ]
+        self.encoders = nn.ModuleList(encoders)
+        self.n_tokens = encoders[0].n_tokens
         # The wire code's centre half (0: the tokens travel as they are).
         self.unwire = (
             nn.ModuleList(WireDecoder(self.n_tokens, d, h["wire_dims"]) for _ in range(n_devices))
@@ -145,7 +149,9 @@ class EpicNet(FWIModel):
             if i < h["attn_levels"]:
                 self.blocks_attn.append(PositionalCrossAttention(c, d, pos, heads, d_attn))
             else:
-                self.blocks_attn.append(None)
+                # A placeholder keeping the blocks' indices (and so the checkpoints' keys):
+                # ModuleList.append is typed Module, but add_module, which it calls, takes None.
+                self.blocks_attn.append(None)  # type: ignore[arg-type]
         self.head = nn.Conv2d(chans[-1], 1, 3, padding=1)
 
     # -- the edge's half ------------------------------------------------------------------

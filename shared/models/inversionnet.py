@@ -66,6 +66,7 @@ def conv_out_size(stack: nn.Module, size: tuple[int, int]) -> tuple[int, int]:
     """Spatial size after ``stack``'s convolutions, read off the layers themselves."""
     for m in stack.modules():
         if isinstance(m, nn.Conv2d):
+            assert not isinstance(m.padding, str)  # the stacks' convolutions pad by numbers
             size = tuple(  # type: ignore[assignment]
                 (n + 2 * p - k) // s + 1
                 for n, k, s, p in zip(size, m.kernel_size, m.stride, m.padding, strict=True)

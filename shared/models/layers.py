@@ -19,10 +19,10 @@ class Conv2d(nn.Conv2d):
     ``tests/shared/test_layers.py`` shows the case.
     """
 
-    def _stride_for(self, size: torch.Size) -> tuple[int, ...]:
+    def _stride_for(self, size: torch.Size, padding: tuple[int, ...]) -> tuple[int, ...]:
         stride = list(self.stride)
         for i, (n, s, p, k, d) in enumerate(
-            zip(size, self.stride, self.padding, self.kernel_size, self.dilation, strict=True)
+            zip(size, self.stride, padding, self.kernel_size, self.dilation, strict=True)
         ):
             span = n + 2 * p - d * (k - 1) - 1  # output size is span // stride + 1
             if n == 1 and s > 1 and span == 0:  # one cell out, whatever the stride
@@ -32,7 +32,7 @@ class Conv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.padding, str) or self.padding_mode != "zeros":
             return super().forward(x)
-        stride = self._stride_for(x.shape[-2:])
+        stride = self._stride_for(x.shape[-2:], self.padding)
         if stride == tuple(self.stride):
             return super().forward(x)
         return F.conv2d(x, self.weight, self.bias, stride, self.padding, self.dilation, self.groups)

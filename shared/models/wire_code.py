@@ -24,6 +24,10 @@ __all__ = ["WireDecoder", "WireEncoder", "fit_pair"]
 
 
 class _Basis(nn.Module):
+    mean: torch.Tensor  # buffers, registered in __init__
+    axes: torch.Tensor
+    spread: torch.Tensor
+
     def __init__(self, dim: int, k: int) -> None:
         super().__init__()
         if not 1 <= k <= dim:

@@ -208,7 +208,7 @@ class BatchedPropagator:
         self.pad = geometry.pml_width + geometry.accuracy // 2
         self.shape = (geometry.nz + 2 * self.pad, geometry.nx + 2 * self.pad)
 
-        def profile(axis: int, shape: tuple[int, int]) -> list[torch.Tensor]:
+        def profile(axis: int, shape: tuple[int, ...]) -> list[torch.Tensor]:
             a, b, db = cpml_profile(self.shape[axis], geometry, self.dt, self.max_vel)
             return [t.to(torch.float32).reshape(shape).to(self.device) for t in (a, 1 + b, b, db)]
 

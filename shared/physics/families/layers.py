@@ -171,11 +171,11 @@ def fold(rng: np.random.Generator, flat: np.ndarray, level: Difficulty) -> np.nd
     together), each interface with its own small variation; interfaces never cross."""
     nx = flat.shape[1]
     common = bend(rng, level, nx)
-    curves = []
+    rows = []
     for depth in flat:
         own = 0.15 * bend(rng, level, nx)
-        curves.append(depth + common * rng.uniform(0.8, 1.2) + own)
-    curves = np.asarray(curves)
+        rows.append(depth + common * rng.uniform(0.8, 1.2) + own)
+    curves = np.asarray(rows)
     # Keep order: each interface at least one cell under the one above.
     for i in range(1, len(curves)):
         curves[i] = np.maximum(curves[i], curves[i - 1] + 1.0)

@@ -94,7 +94,9 @@ def map_statistics(m: np.ndarray) -> dict[str, float]:
     columns = [_column_interfaces(m[:, j]) for j in range(nx)]
     counts = np.array([len(c) for c in columns])
     usual = int(np.median(counts))
-    thickness, jumps, widths = [], [], []
+    thickness: list[float] = []
+    jumps: list[float] = []
+    widths: list[int] = []
     for c in columns:
         edges = [0.0] + [d for d, _, _ in c] + [float(nz)]
         thickness.extend(np.diff(edges).tolist())
