@@ -45,10 +45,13 @@ def write_json(path: Path, value: object) -> None:
 
 def set_threads(threads: int) -> int:
     """Pin torch's CPU threads on purpose: two CPU-heavy jobs fighting over cores run each
-    10-20x slower, so a job takes what it is given, all cores by default (``0``)."""
+    10-20x slower, so a job takes what it is given, all cores by default (``0``), shared
+    out among the processes torchrun started on this machine (``LOCAL_WORLD_SIZE``)."""
     import torch  # heavy: imported when a command needs it, so `epic --help` stays quick
 
-    n = threads or os.cpu_count() or 1
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    share = int(local) if local.isdigit() and int(local) > 0 else 1
+    n = threads or max(1, (os.cpu_count() or 1) // share)
     torch.set_num_threads(n)
     return n
 

@@ -147,7 +147,11 @@ def train(
         ),
     ] = Schedule["steps"],
 ) -> None:
-    """Train a model; per epoch one line of figures, the best epoch saved to --out."""
+    """Train a model; per epoch one line of figures, the best epoch saved to --out.
+
+    Under torchrun (`torchrun --nproc-per-node N -m epic train ...`), N processes share
+    each global --batch-size batch and train what one process would.
+    """
     from epic.lab.train.trainer import TrainConfig, TrainingDiverged
     from epic.lab.train.trainer import train as run_training
 
@@ -193,6 +197,8 @@ def train(
     except TrainingDiverged as exc:
         typer.echo(f"epic: error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if result.rank != 0:  # under torchrun: process 0 speaks for the run
+        return
     best = result.best
     typer.echo(
         f"best epoch {best['epoch']} of {result.epochs_done}: SSIM {best['ssim']:.4f}, "

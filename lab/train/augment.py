@@ -22,6 +22,11 @@ an uninterrupted one would have):
 * **Device dropout** (``dropout_mask``): with probability ``p`` a sample loses a random
   number k in 1..N-1 of its N devices (random which), so that a model trained this way
   degrades gently when devices are late or gone. At least one device always stays.
+
+Under ``torchrun`` (``epic.lab.train.distributed``) each process holds a slice of the global
+batch: ``shard=(rank, world)`` draws for the whole global batch and keeps this process's
+rows, so a sample gets the same draw whatever the number of processes (and one process,
+``(0, 1)``, draws exactly what it always did).
 """
 
 from __future__ import annotations
@@ -31,6 +36,18 @@ import torch
 from epic.shared.geometry import Geometry
 
 __all__ = ["add_noise", "drop_exactly", "dropout_mask", "mirror", "mirror_offset"]
+
+Shard = tuple[int, int]  # (rank, world): this process's slice of the global batch
+WHOLE: Shard = (0, 1)
+
+
+def _mine(drawn: torch.Tensor, shard: Shard) -> torch.Tensor:
+    """This process's rows of a draw made for the whole global batch."""
+    rank, world = shard
+    if world == 1:
+        return drawn
+    share = len(drawn) // world
+    return drawn[rank * share : (rank + 1) * share]
 
 
 def mirror_offset(geometry: Geometry) -> int:
@@ -42,22 +59,32 @@ def mirror_offset(geometry: Geometry) -> int:
 
 
 def mirror(
-    data: torch.Tensor, velocity: torch.Tensor, generator: torch.Generator
+    data: torch.Tensor,
+    velocity: torch.Tensor,
+    generator: torch.Generator,
+    shard: Shard = WHOLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip about half the samples of a batch: data ``[B, S, T, R]``, velocity ``[B, 1, Z, X]``."""
-    flip = torch.rand(data.shape[0], generator=generator, device=generator.device) < 0.5
+    drawn = torch.rand(data.shape[0] * shard[1], generator=generator, device=generator.device)
+    flip = _mine(drawn, shard) < 0.5
     flip = flip.to(data.device)
     data = torch.where(flip[:, None, None, None], data.flip(1, 3), data)
     velocity = torch.where(flip[:, None, None, None], velocity.flip(3), velocity)
     return data, velocity
 
 
-def add_noise(x: torch.Tensor, level: float, generator: torch.Generator) -> torch.Tensor:
+def add_noise(
+    x: torch.Tensor, level: float, generator: torch.Generator, shard: Shard = WHOLE
+) -> torch.Tensor:
     """``x`` plus Gaussian noise of a per-sample standard deviation uniform in ``[0, level]``."""
     if level <= 0:
         return x
-    sigma = torch.rand(x.shape[0], generator=generator, device=generator.device) * level
-    noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
+    rows = x.shape[0] * shard[1]
+    sigma = _mine(torch.rand(rows, generator=generator, device=generator.device), shard) * level
+    noise = torch.randn(
+        (rows, *x.shape[1:]), generator=generator, device=generator.device, dtype=x.dtype
+    )
+    noise = _mine(noise, shard)
     sigma = sigma.to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
     return x + sigma * noise.to(x.device)
 
@@ -69,13 +96,16 @@ def _drop(count: torch.Tensor, n_devices: int, generator: torch.Generator) -> to
     return ranks >= count[:, None]
 
 
-def dropout_mask(batch: int, n_devices: int, p: float, generator: torch.Generator) -> torch.Tensor:
+def dropout_mask(
+    batch: int, n_devices: int, p: float, generator: torch.Generator, shard: Shard = WHOLE
+) -> torch.Tensor:
     """Training mask: with probability ``p`` a sample loses k ~ U{1..N-1} devices."""
     if n_devices < 2 or p <= 0:
         return torch.ones(batch, n_devices, dtype=torch.bool, device=generator.device)
-    hit = torch.rand(batch, generator=generator, device=generator.device) < p
-    k = torch.randint(1, n_devices, (batch,), generator=generator, device=generator.device)
-    return _drop(torch.where(hit, k, torch.zeros_like(k)), n_devices, generator)
+    rows = batch * shard[1]
+    hit = torch.rand(rows, generator=generator, device=generator.device) < p
+    k = torch.randint(1, n_devices, (rows,), generator=generator, device=generator.device)
+    return _mine(_drop(torch.where(hit, k, torch.zeros_like(k)), n_devices, generator), shard)
 
 
 def drop_exactly(samples: int, n_devices: int, k: int, generator: torch.Generator) -> torch.Tensor:

@@ -18,26 +18,31 @@ so that their figures compare.
   learning rate; such a run is not step-for-step reproducible.
 * Data read from folders (``--data``) or simulated on the compute device (``--maps``,
   ``--family``: ``epic.lab.train.simulated_set``, the GPU path); both train the same way.
+* Under ``torchrun``, N processes with DistributedDataParallel train what one process
+  would at the same global batch (``epic.lab.train.distributed``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from epic.lab.inference import Figures, normalize
 from epic.lab.train import augment
 from epic.lab.train.config import TrainConfig, build, device_of, train_autocast
+from epic.lab.train.distributed import Ranks, local_batch, shard_order, sync_batchnorm
 from epic.lab.train.runmeta import check_resumable, checkpoint_meta, epoch_line
 from epic.lab.train.splits import open_folders, split_folders
 from epic.lab.train.state import last_path, load_state, rng_state, save_state, set_rng_state
@@ -62,6 +67,7 @@ class TrainResult:
     seconds: float
     stopped_early: bool
     history: list[dict[str, Any]]
+    rank: int = 0  # under torchrun: which process returned this (0 wrote the files)
 
 
 def _lr_factor(
@@ -116,16 +122,21 @@ def _load_data(cfg: TrainConfig, device: torch.device, log: Callable[[str], None
 
 
 def _batches(
-    part: Any, cfg: TrainConfig, device: torch.device, order: list[int] | None, drop_last: bool
+    part: Any,
+    cfg: TrainConfig,
+    device: torch.device,
+    order: list[int] | None,
+    drop_last: bool,
+    batch: int,
 ) -> Any:
-    """Batches of one half of a split, in ``order`` (None: as stored)."""
+    """Batches of ``batch`` samples of one half of a split, in ``order`` (None: as stored)."""
     from epic.lab.train.simulated_set import TensorSet
 
     if isinstance(part, TensorSet):
-        return part.batches(range(len(part)) if order is None else order, cfg.batch_size, drop_last)
+        return part.batches(range(len(part)) if order is None else order, batch, drop_last)
     return DataLoader(
         part,
-        cfg.batch_size,
+        batch,
         sampler=order,
         drop_last=drop_last,
         num_workers=cfg.workers,
@@ -144,6 +155,7 @@ def _generators(seed: int, epoch: int, device: torch.device) -> tuple[torch.Gene
 
 def _train_epoch(
     model: FWIModel,
+    net: torch.nn.Module,
     loader: Any,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
@@ -152,8 +164,12 @@ def _train_epoch(
     device: torch.device,
     desc: str,
     steps: int,
+    ranks: Ranks,
 ) -> float:
+    """One pass over ``loader``; ``net`` is ``model`` or its DistributedDataParallel wrapper.
+    Returns the mean training loss over every process's samples."""
     model.train()
+    shard = ranks.shard
     mirror = cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) <= 1
     total, count = 0.0, 0
     dropout = cfg.device_dropout
@@ -162,32 +178,42 @@ def _train_epoch(
     for data, velocity in bar:
         data, velocity = data.to(device, non_blocking=True), velocity.to(device, non_blocking=True)
         if mirror:
-            data, velocity = augment.mirror(data, velocity, gen)
+            data, velocity = augment.mirror(data, velocity, gen, shard)
         x, y = normalize(model, data, velocity)
         if cfg.augment:
-            x = augment.add_noise(x, cfg.noise, gen)
-        present = augment.dropout_mask(len(x), model.n_devices, dropout, gen)
+            x = augment.add_noise(x, cfg.noise, gen, shard)
+        present = augment.dropout_mask(len(x), model.n_devices, dropout, gen, shard)
         with torch.autocast(device.type, torch.bfloat16, enabled=train_autocast(cfg, device)):
-            pred = model(x, present.to(device)).float()
+            pred = net(x, present.to(device)).float()
         loss = F.l1_loss(pred, y) + F.mse_loss(pred, y)
-        if not torch.isfinite(loss):
+        # One process alone stops at once; several must not leave the others waiting in
+        # the gradients' all-reduce, so they stop on the (shared) gradient norm instead.
+        if ranks.world == 1 and not torch.isfinite(loss):
             raise TrainingDiverged(f"{desc}: the loss became {loss.item()}; try a lower --lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        if cfg.clip > 0 or ranks.world > 1:
+            norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.clip if cfg.clip > 0 else math.inf
+            )
+            if ranks.world > 1 and not torch.isfinite(norm):
+                raise TrainingDiverged(
+                    f"{desc}: the gradients became {norm.item()}; try a lower --lr"
+                )
         opt.step()
         sched.step()
         total += loss.item() * len(x)
         count += len(x)
         bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+    summed, samples = ranks.all_sum([total, float(count)])
+    return summed / max(samples, 1.0)
 
 
 @torch.no_grad()
 def _validate(
-    model: FWIModel, loader: Any, cfg: TrainConfig, device: torch.device
+    model: FWIModel, loader: Any, cfg: TrainConfig, device: torch.device, ranks: Ranks
 ) -> dict[str, float]:
+    """Figures over this process's share of the validation half, summed over processes."""
     model.eval()
     figures, loss_sum = Figures(), 0.0
     for data, velocity in loader:
@@ -197,6 +223,11 @@ def _validate(
             pred = model(x).float()
         loss_sum += float((F.l1_loss(pred, y) + F.mse_loss(pred, y)).item()) * len(x)
         figures.add(model.normalization.velocity_inverse(pred), velocity)
+    keys = list(figures.sums)
+    *sums, loss_sum, samples = ranks.all_sum(
+        [*figures.sums.values(), loss_sum, float(figures.samples)]
+    )
+    figures.sums, figures.samples = dict(zip(keys, sums, strict=True)), int(samples)
     return {
         "loss": loss_sum / max(figures.samples, 1),
         **figures.means(),
@@ -207,25 +238,55 @@ def _validate(
 def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``; returns where the checkpoints went and the best
     validation figures. Raises ``ConfigError`` for bad settings and ``DataError`` for bad
-    data or a missing state to resume; ``TrainingDiverged`` when the loss is lost."""
-    device = device_of(cfg)
+    data or a missing state to resume; ``TrainingDiverged`` when the loss is lost. Under
+    ``torchrun`` every process calls this; process 0 logs and writes the files."""
+    ranks = Ranks.from_env()
+    device = ranks.join(device_of(cfg))
+    try:
+        if not ranks.main:
+            cfg, log = dataclasses.replace(cfg, progress=False), _silent
+        return _train(cfg, log, ranks, device)
+    finally:
+        ranks.leave()
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _train(
+    cfg: TrainConfig, log: Callable[[str], None], ranks: Ranks, device: torch.device
+) -> TrainResult:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     split = _load_data(cfg, device, log)
+    batch = local_batch(cfg.batch_size, ranks)
+    if ranks.world > 1 and len(split.train) < cfg.batch_size:
+        raise ConfigError(
+            f"{len(split.train)} training samples: fewer than one global batch of "
+            f"{cfg.batch_size} to split over {ranks.world} processes",
+            "--batch-size",
+        )
     torch.manual_seed(cfg.seed)
     model = build(cfg).to(device)
+    if ranks.world > 1:
+        model = cast(FWIModel, sync_batchnorm(model, device))
     if cfg.augment and cfg.mirror and augment.mirror_offset(model.geometry) > 1:
         log("not mirroring: this geometry's sources are not symmetric within one cell")
     drop_last = len(split.train) > cfg.batch_size  # no tiny last batch for BatchNorm
     steps = len(split.train) // cfg.batch_size if drop_last else 1
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clock = _Clock(cfg.max_minutes)
+
+    def budget_spent() -> float:  # the slowest process's, so that all take the same rate
+        return ranks.all_max(clock.spent())
+
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
         _lr_factor(
-            cfg.epochs * steps, min(steps, 200), clock.spent if cfg.schedule == "time" else None
+            cfg.epochs * steps, min(steps, 200), budget_spent if cfg.schedule == "time" else None
         ),
     )
     last = last_path(cfg.out)
@@ -243,11 +304,17 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         log(f"resuming {last} after epoch {epoch} ({seconds:.0f} s so far)")
         if epoch >= cfg.epochs:
             log(f"already trained {epoch} epoch(s); raise --epochs to go on")
+    net: torch.nn.Module = model
+    if ranks.world > 1:
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     log(
         f"{cfg.model} ({cfg.preset}, {model.n_devices} devices, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
         f"{' with bfloat16 autocast' if train_autocast(cfg, device) else ''}: "
         f"{len(split.train)} training / {len(split.val)} validation samples"
+        + (f"; {ranks.world} processes, {batch} samples each a step" if ranks.world > 1 else "")
     )
     clock.started = time.perf_counter()
     stopped_early = False
@@ -262,13 +329,20 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         started = time.perf_counter()
         order_gen, aug_gen = _generators(cfg.seed, epoch, device)
         order = torch.randperm(len(split.train), generator=order_gen).tolist()
-        loader = _batches(split.train, cfg, device, order, drop_last)
+        mine = shard_order(order, cfg.batch_size, steps, ranks)
+        loader = _batches(split.train, cfg, device, mine, drop_last, batch)
         desc = f"epoch {epoch + 1}/{cfg.epochs}"
-        train_loss = _train_epoch(model, loader, opt, sched, cfg, aug_gen, device, desc, steps)
+        train_loss = _train_epoch(
+            model, net, loader, opt, sched, cfg, aug_gen, device, desc, steps, ranks
+        )
         trained = time.perf_counter() - started
-        val = _validate(model, _batches(split.val, cfg, device, None, False), cfg, device)
+        val_part = (
+            None if ranks.world == 1 else list(range(ranks.rank, len(split.val), ranks.world))
+        )
+        val_batches = _batches(split.val, cfg, device, val_part, False, cfg.batch_size)
+        val = _validate(model, val_batches, cfg, device, ranks)
         epoch += 1
-        spent = time.perf_counter() - started
+        spent = ranks.all_max(time.perf_counter() - started)
         seconds += spent
         record = {
             "epoch": epoch,
@@ -283,26 +357,28 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
         improved = not best or val["ssim"] > best["ssim"]
         if improved:
             best = {**val, "epoch": epoch}
+        if improved and ranks.main:
             save_checkpoint(
                 cfg.out,
                 model,
                 dtype=getattr(torch, cfg.weights_dtype),
                 **checkpoint_meta(cfg, split, best, epoch, seconds, history),
             )
-        save_state(
-            last,
-            {
-                "config": model.config(),
-                "state_dict": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": rng_state(),
-                "epoch": epoch,
-                "seconds": seconds,
-                "best": best,
-                "history": history,
-                "train": cfg.as_dict(),
-            },
-        )
+        if ranks.main:
+            save_state(
+                last,
+                {
+                    "config": model.config(),
+                    "state_dict": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": rng_state(),
+                    "epoch": epoch,
+                    "seconds": seconds,
+                    "best": best,
+                    "history": history,
+                    "train": cfg.as_dict(),
+                },
+            )
         log(epoch_line(record, cfg.epochs, improved))
-    return TrainResult(cfg.out, last, epoch, best, seconds, stopped_early, history)
+    return TrainResult(cfg.out, last, epoch, best, seconds, stopped_early, history, ranks.rank)
