@@ -1,6 +1,7 @@
 """Latents the centre holds but has not yet turned into a stored map, kept in the map store's
-SQLite file (table ``pending``), so that the centre acknowledges a latent to the broker only
-once it would survive a crash, and finds it again at start (docs/reliability.md).
+database (table ``pending``, ``epic.central.database``), so that the centre acknowledges a
+latent to the broker only once it would survive a crash, and finds it again at start
+(docs/reliability.md).
 
 Life of a row (one per sample and device; the first copy wins, as in the assembler):
 - ``add`` (the consumer, every valid latent or raw block, in arrival order): written in
@@ -19,8 +20,9 @@ all the removals waiting, and runs them (adds first) as one transaction on the s
 thread. A removal is always asked after its row's add (the consumer queues the add before
 the assembler sees the arrival), so a round never removes a row before writing it.
 
-Durable means committed with WAL and ``synchronous=NORMAL`` (the store's setting): it
-survives the process being killed (SIGKILL, OOM); a power cut can lose the last commits.
+Durable means committed: on SQLite with WAL and ``synchronous=NORMAL`` (the store's
+setting) it survives the process being killed (SIGKILL, OOM), and a power cut can lose the
+last commits; on PostgreSQL it survives the centre's machine as well.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, func, select
+
 from epic.central.assembler import Assembler, Outcome
+from epic.central.database import DatabaseError, pending, reading, writing
 from epic.central.ratelimit import RateLimitedLog
 from epic.central.store import MapStore
 from epic.central.validate import Arrival, Rejected, Validator
@@ -44,18 +48,6 @@ log = logging.getLogger(__name__)
 
 ADDS_BOUND = 4096  # latents read but not yet written: the read loop waits beyond this
 REMOVALS_BOUND = 65_536  # removals asked but not yet run; beyond, the oldest are skipped
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pending (
-    seq INTEGER PRIMARY KEY, sample_id TEXT NOT NULL, device_id TEXT NOT NULL,
-    topic TEXT NOT NULL, payload BLOB NOT NULL, arrival_ns INTEGER NOT NULL,
-    UNIQUE (sample_id, device_id)
-);
-"""
-_INSERT = (
-    "INSERT OR IGNORE INTO pending (sample_id, device_id, topic, payload, arrival_ns) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
 
 
 @dataclass(frozen=True)
@@ -143,7 +135,14 @@ class PendingLatents:
             self._removals.clear()
             if adds or removals:
                 rows = [
-                    (r.sample_id, r.device_id, r.topic, r.payload, r.arrival_ns) for r, _ in adds
+                    {
+                        "sample_id": r.sample_id,
+                        "device_id": r.device_id,
+                        "topic": r.topic,
+                        "payload": r.payload,
+                        "arrival_ns": r.arrival_ns,
+                    }
+                    for r, _ in adds
                 ]
                 result = await self.store.call(
                     functools.partial(self._round, rows=rows, removals=removals)
@@ -159,39 +158,41 @@ class PendingLatents:
                 self._done += len(adds)
             self._round_done.set()
 
-    def _round(
-        self, db: sqlite3.Connection, rows: list[tuple], removals: list[Removal]
-    ) -> int | None:
-        whole = [(s,) for s, d in removals if d is None]
+    def _round(self, db: Connection, rows: list[dict], removals: list[Removal]) -> int | None:
+        whole = [s for s, d in removals if d is None]
         pairs = [(s, d) for s, d in removals if d is not None]
+        c = pending.c
         try:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                added = db.executemany(_INSERT, rows).rowcount if rows else 0
-                gone = 0
-                if pairs:
-                    sql = "DELETE FROM pending WHERE sample_id = ? AND device_id = ?"
-                    gone += db.executemany(sql, pairs).rowcount
+            with writing(db):
+                if rows:
+                    db.execute(self.store.database.insert_new(pending, _KEY), rows)
+                for sample, device in pairs:
+                    db.execute(pending.delete().where(c.sample_id == sample, c.device_id == device))
                 if whole:
-                    sql = "DELETE FROM pending WHERE sample_id = ?"
-                    gone += db.executemany(sql, whole).rowcount
+                    db.execute(pending.delete().where(c.sample_id.in_(whole)))
+                # Counted, not summed from rowcounts: drivers differ on executemany's.
+                count = db.execute(select(func.count()).select_from(pending)).scalar_one()
                 pruned = 0
-                if self.rows + added - gone > self.max_rows:
-                    pruned = db.execute(
-                        "DELETE FROM pending WHERE seq <= (SELECT seq FROM pending "
-                        "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                        (self.max_rows,),
-                    ).rowcount
-        except sqlite3.Error as exc:
+                if count > self.max_rows:
+                    newest_kept = (
+                        select(c.seq)
+                        .order_by(c.seq.desc())
+                        .limit(1)
+                        .offset(self.max_rows)
+                        .scalar_subquery()
+                    )
+                    pruned = db.execute(pending.delete().where(c.seq <= newest_kept)).rowcount
+                    count -= pruned
+        except DatabaseError as exc:
             self._warn.warning(
                 "pending",
                 "pending latents not written to %s (%s): acknowledged all the same; "
                 "a crash now loses the samples they belong to",
                 self.store.path,
-                exc,
+                getattr(exc, "orig", None) or exc,
             )
             return None
-        self.rows = max(0, self.rows + added - gone - pruned)
+        self.rows = count
         if pruned:
             self.pruned += pruned
             self._warn.warning(
@@ -200,18 +201,23 @@ class PendingLatents:
                 self.max_rows,
                 pruned,
             )
-        return added
+        return len(rows)
 
 
-def _create(db: sqlite3.Connection) -> int:
-    db.executescript(_SCHEMA)
-    return db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+_KEY = ["sample_id", "device_id"]
 
 
-def _load(db: sqlite3.Connection) -> list[PendingRow]:
-    rows = db.execute(
-        "SELECT sample_id, device_id, topic, payload, arrival_ns FROM pending ORDER BY seq"
-    ).fetchall()
+def _create(db: Connection) -> int:
+    # The table itself comes with the store's migrations (epic.central.database).
+    with reading(db):
+        return int(db.execute(select(func.count()).select_from(pending)).scalar_one())
+
+
+def _load(db: Connection) -> list[PendingRow]:
+    c = pending.c
+    query = select(c.sample_id, c.device_id, c.topic, c.payload, c.arrival_ns).order_by(c.seq)
+    with reading(db):
+        rows = db.execute(query).all()
     return [PendingRow(s, d, t, bytes(p), a) for s, d, t, p, a in rows]
 
 

@@ -204,7 +204,7 @@ class CentralService:
         assert self.registry is not None
         s = self.settings
         self.store = MapStore(
-            s.db_path(self.deployment),
+            s.db_location(self.deployment),
             retention=s.retention,
             on_lost=self.instruments.maps_lost.inc,
         )

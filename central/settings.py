@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from epic.central.database import is_url
 from epic.shared.wire import parse_broker_url
 
 __all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
@@ -61,7 +62,10 @@ class CentralSettings(BaseSettings):
     clock: Literal["arrival", "synced"] = Field(
         "arrival", description="T counts from the first arrival here, or the edges' shot time"
     )
-    db: Path | None = Field(None, description="SQLite file; default epic-central-<dep>.sqlite")
+    db: str | None = Field(
+        None,
+        description="SQLite file or postgresql:// URL; default epic-central-<dep>.sqlite",
+    )
     host: str = Field("127.0.0.1", description="web/API address")
     port: int = Field(8000, ge=0, le=65535, description="web/API port, 0: any free port")
     retention: int = Field(10_000, ge=1, description="maps kept in the store, newest")
@@ -88,6 +92,17 @@ class CentralSettings(BaseSettings):
     @classmethod
     def _broker_url(cls, value: str) -> str:
         broker_address(value)
+        return value
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_location(cls, value: object) -> object:
+        """A file given as a path, or a URL the store can drive."""
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, str) and "://" in value and not is_url(value):
+            scheme = value.split("://", 1)[0]
+            raise ValueError(f"{scheme}:// is not a database EPIC drives: use postgresql://")
         return value
 
     @field_validator("tls_ca")
@@ -120,8 +135,9 @@ class CentralSettings(BaseSettings):
             raise ValueError(f"--min-devices {k} is more than the deployment's {n_devices}")
         return k
 
-    def db_path(self, deployment: str) -> Path:
-        return self.db if self.db is not None else default_db_path(deployment)
+    def db_location(self, deployment: str) -> str:
+        """The store's database: ``--db`` (a file or a URL), else the default file."""
+        return self.db if self.db is not None else str(default_db_path(deployment))
 
 
 def default_db_path(deployment: str, cwd: Path | None = None) -> Path:

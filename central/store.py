@@ -1,11 +1,13 @@
-"""The centre's SQLite store: every map (velocities, devices, timings) and every device's
-health, so a restart keeps history.
+"""The centre's store: every map (velocities, devices, timings) and every device's health,
+so a restart keeps history; in a SQLite file (the default) or PostgreSQL
+(``epic.central.database``: the tables, the engines' differences, the migrations).
 
-One connection, used only by one dedicated thread (every method hops onto it), in WAL mode
-so readers never wait for the writer. Maps beyond ``retention`` are deleted oldest first.
-When the database fails at run time (locked, disk full), the store logs one line per minute,
-keeps maps in memory (``memory_maps`` at most, oldest dropped and counted), serves reads
-from memory as well, and writes them out once the database answers again.
+One connection, used only by one dedicated thread (every method hops onto it); SQLite runs
+in WAL mode so readers never wait for the writer. Maps beyond ``retention`` are deleted
+oldest first. When the database fails at run time (locked, disk full, server gone), the
+store logs one line per minute, keeps maps in memory (``memory_maps`` at most, oldest
+dropped and counted), serves reads from memory as well, and writes them out once the
+database answers again.
 
 Order: ``seq`` counts stores, so "latest" is the last map stored; a sample's refined
 versions keep its ``first_seq``, so listing by ``first_seq`` puts a sample where it first
@@ -18,7 +20,6 @@ import asyncio
 import builtins
 import json
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,34 +28,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from sqlalchemy import Connection, func, select
 
+from epic.central.database import Database, DatabaseError, devices, maps, reading, writing
 from epic.central.ratelimit import RateLimitedLog
 from epic.central.schemas import MapDetail, MapSummary, MapTimings
-from epic.shared.errors import DataError
+from epic.shared.errors import DataError, OptionError
 
 __all__ = ["MapStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS maps (
-    sample_id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL UNIQUE,
-    first_seq INTEGER NOT NULL, deployment TEXT NOT NULL, model_hash TEXT NOT NULL,
-    partial INTEGER NOT NULL, devices_used TEXT NOT NULL, devices_missing TEXT NOT NULL,
-    nz INTEGER NOT NULL, nx INTEGER NOT NULL, velocity BLOB NOT NULL,
-    acquired_ns INTEGER, first_arrival_ns INTEGER NOT NULL, last_arrival_ns INTEGER NOT NULL,
-    decode_start_ns INTEGER NOT NULL, decode_end_ns INTEGER NOT NULL, stored_ns INTEGER,
-    decode_ms REAL NOT NULL, end_to_end_ms REAL,
-    velocity_min REAL NOT NULL, velocity_max REAL NOT NULL, velocity_mean REAL NOT NULL,
-    ssim REAL,
-    PRIMARY KEY (sample_id, version)
-);
-CREATE INDEX IF NOT EXISTS maps_first_seq ON maps (first_seq);
-CREATE TABLE IF NOT EXISTS devices (
-    id TEXT PRIMARY KEY, health TEXT NOT NULL, updated_ns INTEGER NOT NULL
-);
-"""
 _TIMINGS = list(MapTimings.model_fields)
 _COLUMNS = [
     "sample_id",
@@ -75,13 +60,7 @@ _COLUMNS = [
     "velocity_mean",
     "ssim",
 ]
-_PLACES = ", ".join("?" * len(_COLUMNS))
-_INSERT = f"INSERT OR REPLACE INTO maps ({', '.join(_COLUMNS)}) VALUES ({_PLACES})"
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM maps"
-# One row per sample, its newest version.
-_NEWEST = (
-    f"{_SELECT} m WHERE version = (SELECT MAX(version) FROM maps WHERE sample_id = m.sample_id)"
-)
+_SELECT = select(*(maps.c[name] for name in _COLUMNS))
 
 Row = tuple[Any, ...]
 
@@ -99,7 +78,9 @@ class MapStore:
         busy_timeout_s: float = 2.0,
         on_lost: Callable[[int], None] = lambda n: None,
     ) -> None:
-        self.path = Path(path)
+        """``path``: a SQLite file, ``:memory:``, or a ``postgresql://`` URL."""
+        self.database = Database(path, busy_timeout_s)
+        self.path = self.database.shown  # for messages: a URL without its password
         self.retention = retention
         self.memory_maps = memory_maps
         self.busy_timeout_s = busy_timeout_s
@@ -108,7 +89,7 @@ class MapStore:
         self.lost = 0  # maps dropped from memory while the database was failing
         self.on_lost = on_lost
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epic-store")
-        self._db: sqlite3.Connection | None = None
+        self._db: Connection | None = None
         self._seq = 0
         self._pending: OrderedDict[tuple[str, int], Row] = OrderedDict()  # not yet written
         self._warn = RateLimitedLog(log)
@@ -119,10 +100,10 @@ class MapStore:
     @property
     def in_memory(self) -> bool:
         """``--db :memory:``: nothing survives the process, so nothing is worth waiting for."""
-        return str(self.path) == ":memory:"
+        return self.database.in_memory
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
-        """Run ``fn(connection)`` on the store's thread: another table of the same file
+    async def call(self, fn: Callable[[Connection], T]) -> T | None:
+        """Run ``fn(connection)`` on the store's thread: another table of the same database
         (``epic.central.pending``) shares the one connection and its order of work. ``None``
         when the store is closed."""
         return await self._run(lambda: None if self._db is None else fn(self._db))
@@ -134,16 +115,19 @@ class MapStore:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable to the last commit
-            db.executescript(_SCHEMA)
-            self.count, self._seq = db.execute(
-                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM maps"
-            ).fetchone()
-        except (sqlite3.Error, OSError) as exc:
-            raise DataError(self.path, f"cannot open the map store ({exc})") from exc
+            db = self.database.open()
+            with reading(db):
+                count, seq = db.execute(
+                    select(func.count(), func.coalesce(func.max(maps.c.seq), 0))
+                ).one()
+        except (DatabaseError, OSError) as exc:
+            problem = f"cannot open the map store ({_reason(exc)})"
+            if self.database.server:  # a URL, kept as written (a path would fold its //)
+                raise OptionError(
+                    self.path, f"{problem}; is the server up, the URL right?"
+                ) from exc
+            raise DataError(self.path, problem) from exc
+        self.count, self._seq = int(count), int(seq)
         self._db = db
 
     async def close(self) -> None:
@@ -157,6 +141,7 @@ class MapStore:
                 log.warning("%d maps could not be written before closing", len(self._pending))
             self._db.close()
             self._db = None
+            self.database.dispose()
 
     # -- writing --------------------------------------------------------------------------
     async def save(self, summary: MapSummary, velocity: np.ndarray) -> MapSummary:
@@ -186,27 +171,30 @@ class MapStore:
         """Write what waits in memory; on failure keep it there and say so (once a minute)."""
         if not self._pending or self._db is None:
             return
+        rows = [dict(zip(_COLUMNS, r, strict=True)) for r in self._pending.values()]
         try:
-            with self._db:  # one transaction
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(_INSERT, list(self._pending.values()))
-                count = self._db.execute("SELECT COUNT(*) FROM maps").fetchone()[0]
+            with writing(self._db) as db:  # one transaction
+                db.execute(self.database.replace(maps, ["sample_id", "version"]), rows)
+                count = db.execute(select(func.count()).select_from(maps)).scalar_one()
                 if count > self.retention:
-                    self._db.execute(
-                        "DELETE FROM maps WHERE seq <= (SELECT seq FROM maps ORDER BY seq DESC "
-                        "LIMIT 1 OFFSET ?)",
-                        (self.retention,),
+                    newest_kept = (
+                        select(maps.c.seq)
+                        .order_by(maps.c.seq.desc())
+                        .limit(1)
+                        .offset(self.retention)
+                        .scalar_subquery()
                     )
+                    db.execute(maps.delete().where(maps.c.seq <= newest_kept))
                     count = self.retention
             self.count = count
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             self.count = self._count_or(self.count)
             self.healthy = False
             self._warn.warning(
                 "db",
                 "map store %s failing (%s): %d maps kept in memory until it answers",
                 self.path,
-                exc,
+                _reason(exc),
                 len(self._pending),
             )
             return
@@ -216,14 +204,17 @@ class MapStore:
         self._pending.clear()
 
     def _count_or(self, fallback: int) -> int:
+        if self._db is None:
+            return fallback
         try:
-            return self._db.execute("SELECT COUNT(*) FROM maps").fetchone()[0]  # type: ignore[union-attr]
-        except sqlite3.Error:
+            with reading(self._db) as db:
+                return int(db.execute(select(func.count()).select_from(maps)).scalar_one())
+        except DatabaseError:
             return fallback
 
     def _first_seq(self, sample_id: str) -> int | None:
         seqs = [r[3] for (sid, _), r in self._pending.items() if sid == sample_id]
-        found = self._query("SELECT MIN(first_seq) FROM maps WHERE sample_id = ?", (sample_id,))
+        found = self._query(select(func.min(maps.c.first_seq)).where(maps.c.sample_id == sample_id))
         if found and found[0][0] is not None:
             seqs.append(found[0][0])
         return min(seqs) if seqs else None
@@ -239,45 +230,41 @@ class MapStore:
         if self._db is None:
             return len(waiting)
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                deleted = self._db.execute(
-                    "DELETE FROM maps WHERE sample_id = ?", (sample_id,)
-                ).rowcount
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"map store {self.path}: {exc}") from exc
+            with writing(self._db) as db:
+                deleted = db.execute(maps.delete().where(maps.c.sample_id == sample_id)).rowcount
+        except DatabaseError as exc:
+            raise StoreUnavailable(f"map store {self.path}: {_reason(exc)}") from exc
         self.count -= deleted
         return len(waiting) + deleted
 
     # -- reading --------------------------------------------------------------------------
-    def _query(self, sql: str, args: tuple = ()) -> list[Row]:
+    def _query(self, statement: Any) -> list[Row]:
         if self._db is None:
             return []
         try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            self._warn.warning("db-read", "map store %s read failed (%s)", self.path, exc)
+            with reading(self._db) as db:
+                return [tuple(r) for r in db.execute(statement)]
+        except DatabaseError as exc:
+            self._warn.warning("db-read", "map store %s read failed (%s)", self.path, _reason(exc))
             return []
 
     async def latest(self) -> MapDetail | None:
         return await self._run(self._latest)
 
     def _latest(self) -> MapDetail | None:
-        rows = self._query(f"{_SELECT} ORDER BY seq DESC LIMIT 1") + list(self._pending.values())
+        rows = self._query(_SELECT.order_by(maps.c.seq.desc()).limit(1))
+        rows += list(self._pending.values())
         return _detail(max(rows, key=lambda r: r[2])) if rows else None
 
     async def get(self, sample_id: str, version: int | None = None) -> MapDetail | None:
         return await self._run(self._get, sample_id, version)
 
     def _get(self, sample_id: str, version: int | None) -> MapDetail | None:
+        query = _SELECT.where(maps.c.sample_id == sample_id)
         if version is None:
-            rows = self._query(
-                f"{_SELECT} WHERE sample_id = ? ORDER BY version DESC LIMIT 1", (sample_id,)
-            )
+            rows = self._query(query.order_by(maps.c.version.desc()).limit(1))
         else:
-            rows = self._query(
-                f"{_SELECT} WHERE sample_id = ? AND version = ?", (sample_id, version)
-            )
+            rows = self._query(query.where(maps.c.version == version))
         rows += [
             r for (sid, v), r in self._pending.items() if sid == sample_id and version in (None, v)
         ]
@@ -293,8 +280,16 @@ class MapStore:
             bound = self._first_seq(before)
             if bound is None:
                 return []  # an unknown cursor: nothing is "before" it
-        where = "" if bound is None else f" AND first_seq < {int(bound)}"
-        rows = self._query(f"{_NEWEST}{where} ORDER BY first_seq DESC LIMIT ?", (limit,))
+        other = maps.alias("other")
+        is_newest = maps.c.version == (
+            select(func.max(other.c.version))
+            .where(other.c.sample_id == maps.c.sample_id)
+            .scalar_subquery()
+        )
+        query = _SELECT.where(is_newest)  # one row per sample, its newest version
+        if bound is not None:
+            query = query.where(maps.c.first_seq < bound)
+        rows = self._query(query.order_by(maps.c.first_seq.desc()).limit(limit))
         rows += [r for r in self._pending.values() if bound is None or r[3] < bound]
         newest: dict[str, Row] = {}
         for r in rows:
@@ -304,9 +299,9 @@ class MapStore:
         return [_summary(r) for r in ordered]
 
     async def recent_sample_ids(self, n: int) -> builtins.list[str]:
-        rows = await self._run(
-            self._query, "SELECT DISTINCT sample_id FROM maps ORDER BY seq DESC LIMIT ?", (n,)
-        )
+        newest = func.max(maps.c.seq)
+        query = select(maps.c.sample_id).group_by(maps.c.sample_id).order_by(newest.desc())
+        rows = await self._run(self._query, query.limit(n))
         return [r[0] for r in rows]
 
     # -- devices --------------------------------------------------------------------------
@@ -316,17 +311,18 @@ class MapStore:
     def _save_devices(self, health: dict[str, dict]) -> None:
         if self._db is None:
             return
+        if not health:
+            return
         now = time.time_ns()
-        rows = [(k, json.dumps(v), now) for k, v in health.items()]
+        rows = [{"id": k, "health": json.dumps(v), "updated_ns": now} for k, v in health.items()]
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO devices VALUES (?, ?, ?)", rows)
-        except sqlite3.Error as exc:
-            self._warn.warning("db-devices", "device health not saved (%s)", exc)
+            with writing(self._db) as db:
+                db.execute(self.database.replace(devices, ["id"]), rows)
+        except DatabaseError as exc:
+            self._warn.warning("db-devices", "device health not saved (%s)", _reason(exc))
 
     async def load_devices(self) -> dict[str, dict]:
-        rows = await self._run(self._query, "SELECT id, health FROM devices")
+        rows = await self._run(self._query, select(devices.c.id, devices.c.health))
         out = {}
         for device_id, text in rows:
             try:
@@ -334,6 +330,12 @@ class MapStore:
             except ValueError:
                 log.warning("device %s: stored health unreadable, starting afresh", device_id)
         return out
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line (SQLAlchemy appends the SQL and a link)."""
+    inner = getattr(exc, "orig", None) or exc
+    return (str(inner).strip().splitlines() or [type(inner).__name__])[0]
 
 
 def _row(s: MapSummary, velocity: np.ndarray, seq: int, first_seq: int) -> Row:

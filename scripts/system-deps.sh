@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# System programs the test suite runs for real: Mosquitto (the field broker) and Chromium
-# (the monitor page's browser test). Installed from Debian's packages when missing.
+# System programs the test suite runs for real: Mosquitto (the field broker), Chromium
+# (the monitor page's browser test) and PostgreSQL (the store's server engine). Installed from Debian's packages when missing.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

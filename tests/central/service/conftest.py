@@ -155,3 +155,12 @@ def settings_for(tmp_path: Path) -> Callable[..., object]:
         return CentralSettings(**values)
 
     return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store keeps its tables: a SQLite file, then a database of its own on the
+    session's real PostgreSQL server (``tests.support.postgres``)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "c.sqlite")
+    return str(request.getfixturevalue("postgres_url"))

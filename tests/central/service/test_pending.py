@@ -1,4 +1,5 @@
-"""The pending table (``epic.central.pending``) on a real SQLite file: a row is committed before
+"""The pending table (``epic.central.pending``) on a real SQLite file and a real PostgreSQL
+server (the ``location`` fixture: every engine-neutral test runs on both): a row is committed before
 its acknowledgement runs, rows come back in arrival order, a stored map removes the rows of
 the latents it used (and only those), decided samples and the row bound remove the rest,
 a failing database still acknowledges (and says so), and ``reload`` gives the assembler
@@ -14,8 +15,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from epic.central.assembler import Assembler
+from epic.central.database import Database
+from epic.central.database import pending as pending_table
 from epic.central.pending import PendingLatents, PendingRow, reload
 from epic.central.store import MapStore
 from epic.central.validate import Validator
@@ -28,14 +32,22 @@ def row(sample: str, device: str, arrival_ns: int = 1, payload: bytes = b"x") ->
     return PendingRow(sample, device, f"epic/demo/latent/{sample}/{device}", payload, arrival_ns)
 
 
-def on_disk(db: Path) -> list[tuple[str, str]]:
-    """What another process would find in the file (the committed rows), in order."""
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT sample_id, device_id FROM pending ORDER BY seq").fetchall()
+def on_disk(location: str | Path) -> list[tuple[str, str]]:
+    """What another process would find in the database (the committed rows), in order."""
+    engine = Database(location).engine
+    c = pending_table.c
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(c.sample_id, c.device_id).order_by(c.seq)).all()
+    finally:
+        engine.dispose()
+    return [(r[0], r[1]) for r in rows]
 
 
 @contextlib.asynccontextmanager
-async def writer(path: Path, max_rows: int = 1000, **store: float) -> AsyncIterator[PendingLatents]:
+async def writer(
+    path: str | Path, max_rows: int = 1000, **store: float
+) -> AsyncIterator[PendingLatents]:
     """A store, its pending table and the writer task running."""
     s = MapStore(path, **store)  # type: ignore[arg-type]
     await s.open()
@@ -51,8 +63,8 @@ async def writer(path: Path, max_rows: int = 1000, **store: float) -> AsyncItera
         await s.close()
 
 
-def test_acknowledged_only_once_committed_and_reloaded_in_arrival_order(tmp_path: Path) -> None:
-    db = tmp_path / "c.sqlite"
+def test_acknowledged_only_once_committed_and_reloaded_in_arrival_order(location: str) -> None:
+    db = location
     seen: list[tuple[str, list[tuple[str, str]]]] = []
 
     async def main() -> None:
@@ -75,10 +87,10 @@ def test_acknowledged_only_once_committed_and_reloaded_in_arrival_order(tmp_path
 
 
 def test_a_stored_map_removes_its_latents_and_a_decided_sample_all_of_its_own(
-    tmp_path: Path,
+    location: str,
 ) -> None:
     async def main() -> None:
-        async with writer(tmp_path / "c.sqlite") as pending:
+        async with writer(location) as pending:
             for sample, device in [
                 ("a", "dev-0"),
                 ("a", "dev-1"),
@@ -90,7 +102,7 @@ def test_a_stored_map_removes_its_latents_and_a_decided_sample_all_of_its_own(
             # Version 1 of "a" used dev-0 and dev-1; dev-2 came late and waits for version 2.
             pending.used("a", ["dev-0", "dev-1"])
             await pending.flush(5)
-            assert on_disk(tmp_path / "c.sqlite") == [
+            assert on_disk(location) == [
                 ("a", "dev-2"),
                 ("b", "dev-0"),
                 ("b", "dev-1"),
@@ -98,30 +110,30 @@ def test_a_stored_map_removes_its_latents_and_a_decided_sample_all_of_its_own(
             pending.used("a", ["dev-0", "dev-1", "dev-2"])  # version 2 stored
             pending.forget("b")  # dropped (too few devices, evicted)
             await pending.flush(5)
-            assert on_disk(tmp_path / "c.sqlite") == [] and pending.rows == 0
+            assert on_disk(location) == [] and pending.rows == 0
 
     asyncio.run(main())
 
 
-def test_a_removal_asked_before_its_row_is_written_still_removes_it(tmp_path: Path) -> None:
+def test_a_removal_asked_before_its_row_is_written_still_removes_it(location: str) -> None:
     """The writer runs adds before removals in a round: a latent the assembler counted late
     (forget) right after the consumer queued its row leaves nothing behind."""
 
     async def main() -> None:
-        async with writer(tmp_path / "c.sqlite") as pending:
+        async with writer(location) as pending:
             await pending.add(row("a", "dev-0"), None)
             pending.forget("a", "dev-0")  # same loop turn: both wait for the same round
             await pending.flush(5)
-            assert on_disk(tmp_path / "c.sqlite") == []
+            assert on_disk(location) == []
 
     asyncio.run(main())
 
 
 def test_the_first_copy_stays_and_rows_beyond_the_bound_go_oldest_first(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    location: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
-        async with writer(tmp_path / "c.sqlite", max_rows=3) as pending:
+        async with writer(location, max_rows=3) as pending:
             await pending.add(row("a", "dev-0", payload=b"first"), None)
             await pending.add(row("a", "dev-0", payload=b"again"), None)  # a duplicate
             await pending.flush(5)
@@ -130,7 +142,7 @@ def test_the_first_copy_stays_and_rows_beyond_the_bound_go_oldest_first(
             for k in range(1, 5):
                 await pending.add(row(f"s{k}", "dev-0"), None)
             await pending.flush(5)
-            assert on_disk(tmp_path / "c.sqlite") == [
+            assert on_disk(location) == [
                 ("s2", "dev-0"),
                 ("s3", "dev-0"),
                 ("s4", "dev-0"),
@@ -172,14 +184,14 @@ def test_a_locked_database_still_acknowledges_and_says_so(
 
 
 def test_reload_opens_the_kept_samples_with_a_whole_deadline_from_now(
-    tmp_path: Path, feed: Feed
+    location: str, feed: Feed
 ) -> None:
     clock = FakeClock()
     old_ns = clock.wall - 30 * 10**9  # they came 30 s before the restart
     devices = feed.devices
 
     async def main() -> None:
-        async with writer(tmp_path / "c.sqlite") as pending:
+        async with writer(location) as pending:
             kept = [
                 (feed.topic(0, devices[0]), feed.payload(0, devices[0], acquired_ns=old_ns)),
                 (feed.topic(0, devices[1]), feed.payload(0, devices[1], acquired_ns=old_ns)),
@@ -198,7 +210,7 @@ def test_reload_opens_the_kept_samples_with_a_whole_deadline_from_now(
             assert a.depth == 1 and a.next_deadline() == pytest.approx(clock.t + 1.5)
             await pending.flush(5)
             # The decided sample's row and the invalid one are forgotten; the open one stays.
-            assert on_disk(tmp_path / "c.sqlite") == [
+            assert on_disk(location) == [
                 (feed.sample_id(0), devices[0]),
                 (feed.sample_id(0), devices[1]),
             ]

@@ -1,5 +1,6 @@
 """The whole centre against a real broker (``epic broker`` in a subprocess): real envelopes
-from the edges' encoders in, maps out over MQTT, the store, the live feed and REST."""
+from the edges' encoders in, maps out over MQTT, the store (a SQLite file, and a real
+PostgreSQL server where a test takes ``location``), the live feed and REST."""
 
 from __future__ import annotations
 
@@ -42,10 +43,10 @@ def status(feed: Feed, device: str, online: bool) -> tuple[str, bytes]:
 
 
 def test_twenty_samples_from_five_devices_give_twenty_complete_maps(
-    embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable
+    embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable, location: str
 ) -> None:
     async def main() -> None:
-        settings = settings_for(bundle, embedded_broker.url)
+        settings = settings_for(bundle, embedded_broker.url, db=location)
         async with CentralService(settings, truth=feed.pool.truth_for) as svc:
             await svc.wait_connected()
             async with client(embedded_broker.url, "test-map-reader") as reader:
@@ -216,10 +217,10 @@ async def _get(svc: CentralService, path: str) -> httpx.Response:
 
 
 def test_restart_keeps_history_and_gets_what_the_broker_queued_meanwhile(
-    embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable
+    embedded_broker: BrokerProcess, bundle: Path, feed: Feed, settings_for: Callable, location: str
 ) -> None:
     async def main() -> None:
-        settings = settings_for(bundle, embedded_broker.url)
+        settings = settings_for(bundle, embedded_broker.url, db=location)
         async with CentralService(settings) as svc, svc.subscribe() as events:
             await svc.wait_connected()
             await publish(

@@ -1,5 +1,6 @@
-"""The SQLite store: maps and device health kept across restarts, retention, the list
-cursor, and a database that fails at run time without losing the service or the maps."""
+"""The store: maps and device health kept across restarts, retention and the list cursor (on
+a SQLite file and on a PostgreSQL server: the ``location`` fixture), and a database that
+fails at run time without losing the service or the maps."""
 
 from __future__ import annotations
 
@@ -43,9 +44,9 @@ def velocity(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(1500, 4500, (70, 70)).astype(np.float32)
 
 
-def test_maps_round_trip_list_order_cursor_and_restart(tmp_path: Path) -> None:
+def test_maps_round_trip_list_order_cursor_and_restart(location: str) -> None:
     async def main() -> None:
-        store = MapStore(tmp_path / "c.sqlite")
+        store = MapStore(location)
         await store.open()
         for k in range(5):
             s = await store.save(summary(f"s{k}"), velocity(k))
@@ -71,7 +72,7 @@ def test_maps_round_trip_list_order_cursor_and_restart(tmp_path: Path) -> None:
         await store.save_devices({"dev-0": {"latents_received": 7}})
         await store.close()
 
-        again = MapStore(tmp_path / "c.sqlite")
+        again = MapStore(location)
         await again.open()
         assert again.count == 6
         assert (await again.latest()).sample_id == "s1"
@@ -82,9 +83,9 @@ def test_maps_round_trip_list_order_cursor_and_restart(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_retention_keeps_the_newest(tmp_path: Path) -> None:
+def test_retention_keeps_the_newest(location: str) -> None:
     async def main() -> None:
-        store = MapStore(tmp_path / "c.sqlite", retention=3)
+        store = MapStore(location, retention=3)
         await store.open()
         for k in range(6):
             await store.save(summary(f"s{k}"), velocity(k))
