@@ -71,12 +71,12 @@ def central(
         ),
     ] = CLOCK_DEFAULT,
     db: Annotated[
-        Path | None,
+        str | None,
         _opt(
-            "SQLite file; ':memory:' keeps nothing, and then latents are acknowledged on "
-            "receipt, not once stored.",
+            "SQLite file, or a PostgreSQL URL (postgresql://USER:PASS@HOST/DB); ':memory:' "
+            "keeps nothing, and then latents are acknowledged on receipt, not once stored.",
             "epic-central-<deployment>.sqlite",
-            dir_okay=False,
+            metavar="<file|url>",
         ),
     ] = None,
     host: Annotated[str, _opt("Web/API address.")] = _D["host"],
