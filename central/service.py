@@ -10,7 +10,9 @@ and acknowledged, let the decode in flight finish and its maps be stored, save d
 health, close the store, stop the HTTP server. Samples still open at the stop keep their
 latents in ``pending`` for the next start. The service is the API's ``CentralView``. What
 happens to each arrival is ``epic.central.pipeline``; why a latent is acknowledged only once
-written, ``epic.central.pending`` and ``epic.central.consumer``.
+written, ``epic.central.pending`` and ``epic.central.consumer``. With a PostgreSQL store, a centre
+waits after profiling until it is its deployment's active centre (``epic.central.leadership``);
+until then its API answers 503 "standby".
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ import numpy as np
 
 from epic.central.assembler import Assembler, Clock
 from epic.central.consumer import Consumer
+from epic.central.database import is_url
 from epic.central.devices import DeviceRegistry, is_alive
 from epic.central.events import EventHub
+from epic.central.leadership import TAKEOVER_GRACE_S, Leadership
 from epic.central.pending import PendingLatents, reload
 from epic.central.pipeline import RESULTS_BOUND, Pipeline
 from epic.central.prometheus import Metrics
@@ -107,6 +111,7 @@ class CentralService:
         self.pending: PendingLatents | None = None
         self.pipeline: Pipeline | None = None
         self.consumer: Consumer | None = None
+        self.leadership: Leadership | None = None  # with a PostgreSQL store only
 
     # -- start and stop -------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -135,10 +140,11 @@ class CentralService:
         self._stage = "loading the model"
         bundle, decoding, model = await self._load_model()
         self._build_registry()
-        self._stage = "opening the store"
-        await self._open_store()
         self._stage = "profiling the decoder"
         await self._start_decoder(bundle, decoding, model)
+        await self._take_the_lead()
+        self._stage = "opening the store"
+        await self._open_store()
         self._stage = "restoring the latents kept at the last stop"
         await self._build_assembler(min_devices)
         await self._open_pending()
@@ -198,6 +204,22 @@ class CentralService:
             offline_after_s=self.settings.offline_after_s,
             on_change=self._device_changed,
         )
+
+    async def _take_the_lead(self) -> None:
+        """With a PostgreSQL store, wait to be the deployment's active centre
+        (``epic.central.leadership``); the model is loaded and profiled already, so that a
+        standby takes over in the time it takes to open the store and connect."""
+        location = self.settings.db_location(self.deployment)
+        if not is_url(location):
+            return  # a SQLite file belongs to one centre
+        self.leadership = Leadership(location, self.deployment)
+        self._stage = "waiting to be the active centre"
+
+        def standby() -> None:
+            self._stage = "standby: another centre of this deployment is active"
+
+        if await self.leadership.acquire(on_standby=standby):
+            await asyncio.sleep(TAKEOVER_GRACE_S)  # why: epic.central.leadership
 
     async def _open_store(self) -> None:
         """The map store, and the device health saved at the last stop."""
@@ -306,6 +328,8 @@ class CentralService:
         assert self.consumer is not None and self.pipeline is not None
         if self.pending is not None:
             self._spawn("pending", self.pending.run())
+        if self.leadership is not None:
+            self._spawn("leadership", self.leadership.watch())
         for name, coro in (
             ("consumer", self.consumer.run()),
             ("assemble", self.pipeline.assemble()),
@@ -387,7 +411,7 @@ class CentralService:
         if "consumer" in tasks and self.consumer is not None:
             # Read no more; what was read is written and acknowledged before the DISCONNECT.
             await self.consumer.stop_reading(STOP_ACK_S)
-        for name in ("consumer", "assemble", "tick"):
+        for name in ("consumer", "assemble", "tick", "leadership"):
             await _cancel(tasks.get(name))
         if "decode" in tasks and self.pipeline is not None:
             # The decode loop ends after its batch in flight; its maps reach the store.
@@ -419,6 +443,8 @@ class CentralService:
             if self.registry is not None:  # always, once there is a store
                 await self.store.save_devices(self.registry.export())
             await self.store.close()
+        if self.leadership is not None:  # last: a standby takes over once all is written
+            await self.leadership.release()
 
     async def _tick(self) -> None:
         p = self.parts  # spawned once every part is built

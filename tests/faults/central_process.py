@@ -31,10 +31,13 @@ class CentralProcess:
         folder: Path,
         *options: str,
         preexec: Callable[[], None] | None = None,
+        db: str | None = None,
     ) -> None:
+        """``db``: a PostgreSQL URL; by default a SQLite file in ``folder``."""
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.db = folder / "central.sqlite"
+        self.db: Path | str = db or folder / "central.sqlite"
         self.argv = [
             sys.executable,
             "-m",
@@ -70,8 +73,9 @@ class CentralProcess:
             for k in range(1, self.starts + 1)
         )
 
-    async def start(self, timeout: float = 60.0) -> None:
-        """Start and wait until its API answers."""
+    async def start(self, timeout: float = 60.0, ready: bool = True) -> None:
+        """Start and wait until its API answers: 200 (ready), or anything (``ready=False``:
+        a standby answers 503)."""
         self.starts += 1
         env = {
             **os.environ,
@@ -97,7 +101,8 @@ class CentralProcess:
                         f"{self.log.read_text(errors='replace')}"
                     )
                 try:
-                    if (await http.get("/api/health")).status_code == 200:
+                    code = (await http.get("/api/health")).status_code
+                    if code == 200 or not ready:
                         return
                 except httpx.HTTPError:
                     pass
