@@ -12,9 +12,10 @@ SQL for one engine. What differs is said here only:
 * **PostgreSQL** (``postgresql://user:pass@host/db``, driven by psycopg 3): one database
   may hold many deployments (every row names its deployment).
 
-Migrations: table ``schema_version`` holds the version applied; ``open_database`` runs the
-steps above it in one transaction. Version 1 is the schema of 2026-12 (the tables that
-SQLite files of earlier versions already hold, so they open unchanged).
+Migrations: table ``schema_version`` holds the version applied; ``Database.open`` runs the
+steps above it in one transaction. Version 1 is the schema of 2026-12-05 (the tables that
+SQLite files of earlier versions already hold, so they open with what they hold); version 2
+puts the deployment in every key, so that one database holds many deployments.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -40,7 +42,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -65,47 +69,91 @@ metadata = MetaData()
 # SQLite aliases the row id only for a column declared exactly INTEGER PRIMARY KEY.
 _SEQ = BigInteger().with_variant(Integer, "sqlite")
 
+
+def _map_columns() -> list[Column]:
+    return [
+        Column("sample_id", Text, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("seq", BigInteger, nullable=False),  # stores, counted per deployment
+        Column("first_seq", BigInteger, nullable=False),
+        Column("deployment", Text, nullable=False),
+        Column("model_hash", Text, nullable=False),
+        Column("partial", Integer, nullable=False),
+        Column("devices_used", Text, nullable=False),
+        Column("devices_missing", Text, nullable=False),
+        Column("nz", Integer, nullable=False),
+        Column("nx", Integer, nullable=False),
+        Column("velocity", LargeBinary, nullable=False),
+        Column("acquired_ns", BigInteger),
+        Column("first_arrival_ns", BigInteger, nullable=False),
+        Column("last_arrival_ns", BigInteger, nullable=False),
+        Column("decode_start_ns", BigInteger, nullable=False),
+        Column("decode_end_ns", BigInteger, nullable=False),
+        Column("stored_ns", BigInteger),
+        Column("decode_ms", Float, nullable=False),
+        Column("end_to_end_ms", Float),
+        Column("velocity_min", Float, nullable=False),
+        Column("velocity_max", Float, nullable=False),
+        Column("velocity_mean", Float, nullable=False),
+        Column("ssim", Float),
+    ]
+
+
+# -- the tables now (version 2): one database holds many deployments, each row names its own
 maps = Table(
     "maps",
     metadata,
-    Column("sample_id", Text, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("seq", BigInteger, nullable=False, unique=True),
-    Column("first_seq", BigInteger, nullable=False, index=True),
-    Column("deployment", Text, nullable=False),
-    Column("model_hash", Text, nullable=False),
-    Column("partial", Integer, nullable=False),
-    Column("devices_used", Text, nullable=False),
-    Column("devices_missing", Text, nullable=False),
-    Column("nz", Integer, nullable=False),
-    Column("nx", Integer, nullable=False),
-    Column("velocity", LargeBinary, nullable=False),
-    Column("acquired_ns", BigInteger),
-    Column("first_arrival_ns", BigInteger, nullable=False),
-    Column("last_arrival_ns", BigInteger, nullable=False),
-    Column("decode_start_ns", BigInteger, nullable=False),
-    Column("decode_end_ns", BigInteger, nullable=False),
-    Column("stored_ns", BigInteger),
-    Column("decode_ms", Float, nullable=False),
-    Column("end_to_end_ms", Float),
-    Column("velocity_min", Float, nullable=False),
-    Column("velocity_max", Float, nullable=False),
-    Column("velocity_mean", Float, nullable=False),
-    Column("ssim", Float),
-    PrimaryKeyConstraint("sample_id", "version"),
+    *_map_columns(),
+    PrimaryKeyConstraint("deployment", "sample_id", "version"),
+    UniqueConstraint("deployment", "seq"),
+    Index("maps_by_first_seq", "deployment", "first_seq"),
 )
 
 devices = Table(
     "devices",
     metadata,
-    Column("id", Text, primary_key=True),
+    Column("deployment", Text, nullable=False),
+    Column("id", Text, nullable=False),
     Column("health", Text, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
+    PrimaryKeyConstraint("deployment", "id"),
 )
 
 pending = Table(
     "pending",
     metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("deployment", Text, nullable=False),
+    Column("sample_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("arrival_ns", BigInteger, nullable=False),
+    UniqueConstraint("deployment", "sample_id", "device_id"),
+)
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+# -- version 1 (2026-12-05), frozen: one deployment a database
+_v1_metadata = MetaData()
+Table(
+    "maps",
+    _v1_metadata,
+    *_map_columns(),
+    PrimaryKeyConstraint("sample_id", "version"),
+    UniqueConstraint("seq"),
+    Index("ix_maps_first_seq", "first_seq"),
+)
+Table(
+    "devices",
+    _v1_metadata,
+    Column("id", Text, primary_key=True),
+    Column("health", Text, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+)
+Table(
+    "pending",
+    _v1_metadata,
     Column("seq", _SEQ, primary_key=True, autoincrement=True),
     Column("sample_id", Text, nullable=False),
     Column("device_id", Text, nullable=False),
@@ -115,16 +163,39 @@ pending = Table(
     UniqueConstraint("sample_id", "device_id"),
 )
 
-schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+def _v1(conn: Connection, deployment: str) -> None:
+    """The tables of one deployment. checkfirst: files from before versions hold them."""
+    _v1_metadata.create_all(conn, checkfirst=True)
 
 
-def _v1(conn: Connection) -> None:
-    # checkfirst: files of earlier versions already hold these tables
-    metadata.create_all(conn, tables=[maps, devices, pending], checkfirst=True)
+def _v2(conn: Connection, deployment: str) -> None:
+    """Many deployments in one database: ``deployment`` joins every key, and the rows of
+    ``devices`` and ``pending`` (which had no such column) become the migrating centre's.
+    Each table is rebuilt (SQLite cannot change a primary key in place): made anew under
+    another name, filled, the old one dropped, the new one renamed."""
+    for table in (maps, devices, pending):
+        old = Table(table.name, MetaData(), autoload_with=conn)
+        staging = table.to_metadata(MetaData(), name=f"{table.name}_v2")
+        staging.create(conn)
+        # seq of pending is the table's own counter: rows go in in its order and get new ones
+        copied = [c.name for c in staging.columns if c.name in old.c and c.name != "seq"]
+        if table is maps:
+            copied.append("seq")
+        columns: list[Any] = [old.c[name] for name in copied]
+        if "deployment" not in old.c:
+            columns.append(literal(deployment).label("deployment"))
+            copied.append("deployment")
+        source = select(*columns)
+        if table is pending:
+            source = source.order_by(old.c.seq)
+        conn.execute(staging.insert().from_select(copied, source))
+        old.drop(conn)
+        conn.execute(text(f"ALTER TABLE {staging.name} RENAME TO {table.name}"))
 
 
 # Version n is reached by running step n; a new version appends its step, never edits one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection, str], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _URL_SCHEMES = ("postgresql", "postgres")
@@ -159,14 +230,15 @@ class Database:
     def in_memory(self) -> bool:
         return self.location == ":memory:"
 
-    def open(self) -> Connection:
-        """A connection to a database migrated to ``SCHEMA_VERSION``. Raises ``DatabaseError``
-        (or ``OSError`` for a SQLite folder that cannot be made)."""
+    def open(self, deployment: str) -> Connection:
+        """A connection to a database migrated to ``SCHEMA_VERSION`` (rows a migration must
+        give a deployment become ``deployment``'s). Raises ``DatabaseError`` (or ``OSError``
+        for a SQLite folder that cannot be made)."""
         if not self.server and not self.in_memory:
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
         conn = self.engine.connect()
         try:
-            migrate(conn)
+            migrate(conn, deployment)
         except BaseException:
             conn.close()
             raise
@@ -244,7 +316,7 @@ def version_of(conn: Connection) -> int:
     return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
 
 
-def migrate(conn: Connection) -> int:
+def migrate(conn: Connection, deployment: str) -> int:
     """Run the migrations above the database's version, in one transaction; the version now.
     A database newer than this program is refused (its tables may not mean what we think)."""
     with writing(conn):
@@ -256,7 +328,7 @@ def migrate(conn: Connection) -> int:
         if found > SCHEMA_VERSION:
             raise NewerSchema(found)
         for step in MIGRATIONS[found:]:
-            step(conn)
+            step(conn, deployment)
         if found < SCHEMA_VERSION:
             conn.execute(schema_version.delete())
             conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))

@@ -84,11 +84,11 @@ class PendingLatents:
 
     # -- start ----------------------------------------------------------------------------
     async def open(self) -> None:
-        self.rows = await self.store.call(_create) or 0
+        self.rows = await self.store.call(functools.partial(_count, self.store.deployment)) or 0
 
     async def load(self) -> list[PendingRow]:
-        """Every row, in arrival order."""
-        return await self.store.call(_load) or []
+        """Every row of this deployment, in arrival order."""
+        return await self.store.call(functools.partial(_load, self.store.deployment)) or []
 
     # -- changes --------------------------------------------------------------------------
     async def add(self, row: PendingRow, on_durable: Callable[[], None] | None) -> None:
@@ -136,6 +136,7 @@ class PendingLatents:
             if adds or removals:
                 rows = [
                     {
+                        "deployment": self.store.deployment,
                         "sample_id": r.sample_id,
                         "device_id": r.device_id,
                         "topic": r.topic,
@@ -162,26 +163,30 @@ class PendingLatents:
         whole = [s for s, d in removals if d is None]
         pairs = [(s, d) for s, d in removals if d is not None]
         c = pending.c
+        mine = c.deployment == self.store.deployment
         try:
             with writing(db):
                 if rows:
                     db.execute(self.store.database.insert_new(pending, _KEY), rows)
                 for sample, device in pairs:
-                    db.execute(pending.delete().where(c.sample_id == sample, c.device_id == device))
+                    db.execute(
+                        pending.delete().where(mine, c.sample_id == sample, c.device_id == device)
+                    )
                 if whole:
-                    db.execute(pending.delete().where(c.sample_id.in_(whole)))
+                    db.execute(pending.delete().where(mine, c.sample_id.in_(whole)))
                 # Counted, not summed from rowcounts: drivers differ on executemany's.
-                count = db.execute(select(func.count()).select_from(pending)).scalar_one()
+                count = db.execute(select(func.count()).where(mine)).scalar_one()
                 pruned = 0
                 if count > self.max_rows:
                     newest_kept = (
                         select(c.seq)
+                        .where(mine)
                         .order_by(c.seq.desc())
                         .limit(1)
                         .offset(self.max_rows)
                         .scalar_subquery()
                     )
-                    pruned = db.execute(pending.delete().where(c.seq <= newest_kept)).rowcount
+                    pruned = db.execute(pending.delete().where(mine, c.seq <= newest_kept)).rowcount
                     count -= pruned
         except DatabaseError as exc:
             self._warn.warning(
@@ -204,18 +209,23 @@ class PendingLatents:
         return len(rows)
 
 
-_KEY = ["sample_id", "device_id"]
+_KEY = ["deployment", "sample_id", "device_id"]
 
 
-def _create(db: Connection) -> int:
+def _count(deployment: str, db: Connection) -> int:
     # The table itself comes with the store's migrations (epic.central.database).
     with reading(db):
-        return int(db.execute(select(func.count()).select_from(pending)).scalar_one())
+        query = select(func.count()).where(pending.c.deployment == deployment)
+        return int(db.execute(query).scalar_one())
 
 
-def _load(db: Connection) -> list[PendingRow]:
+def _load(deployment: str, db: Connection) -> list[PendingRow]:
     c = pending.c
-    query = select(c.sample_id, c.device_id, c.topic, c.payload, c.arrival_ns).order_by(c.seq)
+    query = (
+        select(c.sample_id, c.device_id, c.topic, c.payload, c.arrival_ns)
+        .where(c.deployment == deployment)
+        .order_by(c.seq)
+    )
     with reading(db):
         rows = db.execute(query).all()
     return [PendingRow(s, d, t, bytes(p), a) for s, d, t, p, a in rows]

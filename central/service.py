@@ -227,6 +227,7 @@ class CentralService:
         s = self.settings
         self.store = MapStore(
             s.db_location(self.deployment),
+            self.deployment,
             retention=s.retention,
             on_lost=self.instruments.maps_lost.inc,
         )

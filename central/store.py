@@ -73,13 +73,17 @@ class MapStore:
     def __init__(
         self,
         path: Path | str,
+        deployment: str,
         retention: int = 10_000,
         memory_maps: int = 1_000,
         busy_timeout_s: float = 2.0,
         on_lost: Callable[[int], None] = lambda n: None,
     ) -> None:
-        """``path``: a SQLite file, ``:memory:``, or a ``postgresql://`` URL."""
+        """``path``: a SQLite file, ``:memory:``, or a ``postgresql://`` URL; ``deployment``:
+        whose maps and devices these are (a database may hold several: each sees its own)."""
         self.database = Database(path, busy_timeout_s)
+        self.deployment = deployment
+        self._mine = maps.c.deployment == deployment
         self.path = self.database.shown  # for messages: a URL without its password
         self.retention = retention
         self.memory_maps = memory_maps
@@ -115,10 +119,10 @@ class MapStore:
 
     def _open(self) -> None:
         try:
-            db = self.database.open()
+            db = self.database.open(self.deployment)
             with reading(db):
                 count, seq = db.execute(
-                    select(func.count(), func.coalesce(func.max(maps.c.seq), 0))
+                    select(func.count(), func.coalesce(func.max(maps.c.seq), 0)).where(self._mine)
                 ).one()
         except (DatabaseError, OSError) as exc:
             problem = f"cannot open the map store ({_reason(exc)})"
@@ -149,6 +153,10 @@ class MapStore:
         return await self._run(self._save, summary, velocity)
 
     def _save(self, summary: MapSummary, velocity: np.ndarray) -> MapSummary:
+        if summary.deployment != self.deployment:
+            raise ValueError(
+                f"a map of deployment {summary.deployment!r} in {self.deployment!r}'s store"
+            )
         stored_ns = time.time_ns()
         t = summary.timings
         acquired = t.acquired_ns
@@ -174,17 +182,21 @@ class MapStore:
         rows = [dict(zip(_COLUMNS, r, strict=True)) for r in self._pending.values()]
         try:
             with writing(self._db) as db:  # one transaction
-                db.execute(self.database.replace(maps, ["sample_id", "version"]), rows)
-                count = db.execute(select(func.count()).select_from(maps)).scalar_one()
+                keys = ["deployment", "sample_id", "version"]
+                db.execute(self.database.replace(maps, keys), rows)
+                count = db.execute(
+                    select(func.count()).select_from(maps).where(self._mine)
+                ).scalar_one()
                 if count > self.retention:
                     newest_kept = (
                         select(maps.c.seq)
+                        .where(self._mine)
                         .order_by(maps.c.seq.desc())
                         .limit(1)
                         .offset(self.retention)
                         .scalar_subquery()
                     )
-                    db.execute(maps.delete().where(maps.c.seq <= newest_kept))
+                    db.execute(maps.delete().where(self._mine, maps.c.seq <= newest_kept))
                     count = self.retention
             self.count = count
         except DatabaseError as exc:
@@ -208,13 +220,16 @@ class MapStore:
             return fallback
         try:
             with reading(self._db) as db:
-                return int(db.execute(select(func.count()).select_from(maps)).scalar_one())
+                count = select(func.count()).select_from(maps).where(self._mine)
+                return int(db.execute(count).scalar_one())
         except DatabaseError:
             return fallback
 
     def _first_seq(self, sample_id: str) -> int | None:
         seqs = [r[3] for (sid, _), r in self._pending.items() if sid == sample_id]
-        found = self._query(select(func.min(maps.c.first_seq)).where(maps.c.sample_id == sample_id))
+        found = self._query(
+            select(func.min(maps.c.first_seq)).where(self._mine, maps.c.sample_id == sample_id)
+        )
         if found and found[0][0] is not None:
             seqs.append(found[0][0])
         return min(seqs) if seqs else None
@@ -231,7 +246,9 @@ class MapStore:
             return len(waiting)
         try:
             with writing(self._db) as db:
-                deleted = db.execute(maps.delete().where(maps.c.sample_id == sample_id)).rowcount
+                deleted = db.execute(
+                    maps.delete().where(self._mine, maps.c.sample_id == sample_id)
+                ).rowcount
         except DatabaseError as exc:
             raise StoreUnavailable(f"map store {self.path}: {_reason(exc)}") from exc
         self.count -= deleted
@@ -252,7 +269,7 @@ class MapStore:
         return await self._run(self._latest)
 
     def _latest(self) -> MapDetail | None:
-        rows = self._query(_SELECT.order_by(maps.c.seq.desc()).limit(1))
+        rows = self._query(_SELECT.where(self._mine).order_by(maps.c.seq.desc()).limit(1))
         rows += list(self._pending.values())
         return _detail(max(rows, key=lambda r: r[2])) if rows else None
 
@@ -260,7 +277,7 @@ class MapStore:
         return await self._run(self._get, sample_id, version)
 
     def _get(self, sample_id: str, version: int | None) -> MapDetail | None:
-        query = _SELECT.where(maps.c.sample_id == sample_id)
+        query = _SELECT.where(self._mine, maps.c.sample_id == sample_id)
         if version is None:
             rows = self._query(query.order_by(maps.c.version.desc()).limit(1))
         else:
@@ -283,10 +300,10 @@ class MapStore:
         other = maps.alias("other")
         is_newest = maps.c.version == (
             select(func.max(other.c.version))
-            .where(other.c.sample_id == maps.c.sample_id)
+            .where(other.c.deployment == maps.c.deployment, other.c.sample_id == maps.c.sample_id)
             .scalar_subquery()
         )
-        query = _SELECT.where(is_newest)  # one row per sample, its newest version
+        query = _SELECT.where(self._mine, is_newest)  # one row per sample, its newest version
         if bound is not None:
             query = query.where(maps.c.first_seq < bound)
         rows = self._query(query.order_by(maps.c.first_seq.desc()).limit(limit))
@@ -300,7 +317,12 @@ class MapStore:
 
     async def recent_sample_ids(self, n: int) -> builtins.list[str]:
         newest = func.max(maps.c.seq)
-        query = select(maps.c.sample_id).group_by(maps.c.sample_id).order_by(newest.desc())
+        query = (
+            select(maps.c.sample_id)
+            .where(self._mine)
+            .group_by(maps.c.sample_id)
+            .order_by(newest.desc())
+        )
         rows = await self._run(self._query, query.limit(n))
         return [r[0] for r in rows]
 
@@ -314,15 +336,21 @@ class MapStore:
         if not health:
             return
         now = time.time_ns()
-        rows = [{"id": k, "health": json.dumps(v), "updated_ns": now} for k, v in health.items()]
+        rows = [
+            {"deployment": self.deployment, "id": k, "health": json.dumps(v), "updated_ns": now}
+            for k, v in health.items()
+        ]
         try:
             with writing(self._db) as db:
-                db.execute(self.database.replace(devices, ["id"]), rows)
+                db.execute(self.database.replace(devices, ["deployment", "id"]), rows)
         except DatabaseError as exc:
             self._warn.warning("db-devices", "device health not saved (%s)", _reason(exc))
 
     async def load_devices(self) -> dict[str, dict]:
-        rows = await self._run(self._query, select(devices.c.id, devices.c.health))
+        query = select(devices.c.id, devices.c.health).where(
+            devices.c.deployment == self.deployment
+        )
+        rows = await self._run(self._query, query)
         out = {}
         for device_id, text in rows:
             try:

@@ -32,7 +32,7 @@ def _p95(values: list[float]) -> float:
 async def measure(payload_bytes: int, devices: int) -> None:
     payload = os.urandom(payload_bytes)
     with tempfile.TemporaryDirectory() as tmp:
-        store = MapStore(Path(tmp) / "centre.sqlite")
+        store = MapStore(Path(tmp) / "centre.sqlite", "bench")
         await store.open()
         pending = PendingLatents(store, max_rows=10**6)
         await pending.open()

@@ -87,7 +87,7 @@ def test_a_partitioned_edge_comes_back_late_and_its_samples_are_refined(
 async def svc_map(settings: object, sample: str) -> object:
     from epic.central.store import MapStore
 
-    store = MapStore(settings.db)  # type: ignore[attr-defined]
+    store = MapStore(settings.db, "demo")  # type: ignore[attr-defined]
     await store.open()
     try:
         return await store.get(sample, 1)

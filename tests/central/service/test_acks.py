@@ -128,7 +128,7 @@ def test_a_latent_is_acknowledged_once_written_and_every_ack_in_arrival_order(
     reports: list[str] = []
 
     async def main() -> None:
-        store = MapStore(db)
+        store = MapStore(db, "demo")
         await store.open()
         pending = PendingLatents(store, max_rows=100)
         await pending.open()

@@ -1,6 +1,7 @@
 """The store's database (``epic.central.database``): migrations that bring an older database
-up by themselves and refuse a newer one, the same tables on SQLite and PostgreSQL, and a
-PostgreSQL server that goes away and comes back without a map lost."""
+up by themselves and refuse a newer one, the same tables on SQLite and PostgreSQL, many
+deployments in one database each seeing its own, and a PostgreSQL server that goes away and
+comes back without a map lost."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
-from epic.central.database import SCHEMA_VERSION, Database, schema_version
-from epic.central.pending import PendingLatents
+from epic.central.database import SCHEMA_VERSION, Database, _v1_metadata, schema_version
+from epic.central.pending import PendingLatents, PendingRow
 from epic.central.store import MapStore
 from epic.shared.errors import UserError
 from tests.support.postgres import PostgresServer
@@ -43,6 +45,8 @@ CREATE TABLE pending (
     UNIQUE (sample_id, device_id)
 );
 INSERT INTO devices VALUES ('dev-3', '{"latents_received": 41}', 1);
+INSERT INTO maps VALUES ('s0', 1, 1, 1, 'demo', 'h', 0, '["dev-0"]', '[]', 1, 1, x'0000803f',
+    NULL, 1, 2, 3, 4, 5, 1.0, NULL, 1.0, 1.0, 1.0, NULL);
 INSERT INTO pending (sample_id, device_id, topic, payload, arrival_ns)
     VALUES ('s9', 'dev-3', 'epic/demo/latent/s9/dev-3', x'00', 5);
 """
@@ -63,14 +67,17 @@ def test_a_file_from_before_versions_opens_with_what_it_holds(tmp_path: Path) ->
         conn.executescript(BEFORE_VERSIONS)
 
     async def main() -> None:
-        store = MapStore(path)
+        store = MapStore(path, "demo")
         await store.open()
         pending = PendingLatents(store, max_rows=100)
         await pending.open()
         assert await store.load_devices() == {"dev-3": {"latents_received": 41}}
         assert [(r.sample_id, r.device_id) for r in await pending.load()] == [("s9", "dev-3")]
-        await store.save(summary("s1"), velocity(1))  # and the old tables take new rows
+        old_map = await store.get("s0")
+        assert old_map is not None and old_map.velocity == [[1.0]]
+        await store.save(summary("s1"), velocity(1))  # and the tables take new rows
         assert (await store.latest()).sample_id == "s1"  # type: ignore[union-attr]
+        assert [m.sample_id for m in await store.list(10)] == ["s1", "s0"]
         await store.close()
 
     asyncio.run(main())
@@ -79,7 +86,7 @@ def test_a_file_from_before_versions_opens_with_what_it_holds(tmp_path: Path) ->
 
 def test_migrating_again_changes_nothing_and_a_newer_schema_is_refused(location: str) -> None:
     async def cycle() -> None:
-        store = MapStore(location)
+        store = MapStore(location, "demo")
         await store.open()
         await store.save(summary(f"s{store.count}"), velocity(store.count))
         await store.close()
@@ -102,7 +109,7 @@ def test_a_server_that_cannot_be_reached_is_one_clear_error(
 
     url = f"postgresql://epic:secret@127.0.0.1:{free_port()}/epic"
     with pytest.raises(UserError) as caught:
-        asyncio.run(MapStore(url).open())
+        asyncio.run(MapStore(url, "demo").open())
     message = str(caught.value)
     assert "cannot open the map store" in message and "127.0.0.1" in message
     assert "secret" not in message and len(message.splitlines()) == 1
@@ -113,7 +120,7 @@ def test_a_postgresql_server_that_goes_away_keeps_maps_in_memory_then_writes_the
     postgres_server: PostgresServer, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
-        store = MapStore(postgres_url)
+        store = MapStore(postgres_url, "demo")
         await store.open()
         await store.save(summary("s0"), velocity(0))
         postgres_server.stop("fast")
@@ -128,7 +135,7 @@ def test_a_postgresql_server_that_goes_away_keeps_maps_in_memory_then_writes_the
         await store.save(summary("s3"), velocity(3))
         assert store.healthy and store.count == 4 and store.lost == 0
         await store.close()
-        again = MapStore(postgres_url)
+        again = MapStore(postgres_url, "demo")
         await again.open()
         assert [m.sample_id for m in await again.list(10)] == ["s3", "s2", "s1", "s0"]
         await again.close()
@@ -136,3 +143,74 @@ def test_a_postgresql_server_that_goes_away_keeps_maps_in_memory_then_writes_the
     with caplog.at_level(logging.WARNING, "epic.central.store"):
         asyncio.run(main())
     assert "failing" in caplog.text and "answers again" in caplog.text
+
+
+def test_deployments_in_one_database_each_see_their_own(location: str) -> None:
+    """Same sample ids, same device ids: nothing of one deployment shows in the other, and
+    one's retention never deletes the other's maps."""
+
+    async def main() -> None:
+        north = MapStore(location, "north", retention=2)
+        south = MapStore(location, "south")
+        await north.open()
+        await south.open()
+        for k in range(3):
+            await south.save(summary(f"s{k}", deployment="south"), velocity(10 + k))
+            await north.save(summary(f"s{k}", deployment="north"), velocity(k))
+        assert north.count == 2 and south.count == 3
+        assert [m.sample_id for m in await north.list(10)] == ["s2", "s1"]
+        assert [m.sample_id for m in await south.list(10)] == ["s2", "s1", "s0"]
+        got = await south.get("s2")
+        assert got is not None and got.deployment == "south"
+        assert np.array_equal(np.asarray(got.velocity, np.float32), velocity(12))
+        await north.save_devices({"dev-0": {"latents_received": 1}})
+        await south.save_devices({"dev-0": {"latents_received": 2}})
+        assert await north.load_devices() == {"dev-0": {"latents_received": 1}}
+        with pytest.raises(ValueError, match="a map of deployment 'south' in 'north'"):
+            await north.save(summary("s9", deployment="south"), velocity(0))
+        kept = [PendingLatents(store, max_rows=1) for store in (north, south)]
+        for pending in kept:
+            await pending.open()
+        writers = [asyncio.create_task(pending.run()) for pending in kept]
+        await kept[0].add(PendingRow("s5", "dev-0", "t", b"n", 1), None)
+        await kept[1].add(PendingRow("s5", "dev-0", "t", b"s", 1), None)
+        await kept[1].add(PendingRow("s6", "dev-0", "t", b"s", 2), None)  # one over its bound
+        assert all([await pending.flush(5) for pending in kept])
+        assert [r.payload for r in await kept[0].load()] == [b"n"]  # untouched by south's
+        assert [(r.sample_id, r.payload) for r in await kept[1].load()] == [("s6", b"s")]
+        for task in writers:
+            task.cancel()
+        await asyncio.gather(*writers, return_exceptions=True)
+        await north.close()
+        await south.close()
+
+    asyncio.run(main())
+
+
+def test_a_version_1_database_moves_to_version_2_with_its_rows(location: str) -> None:
+    """Version 1 (one deployment a database) to 2 (deployments apart), on both engines: the
+    rows of tables that had no deployment become the opening centre's."""
+    engine = Database(location).engine
+    v1 = _v1_metadata.tables
+    with engine.begin() as conn:
+        _v1_metadata.create_all(conn)
+        schema_version.create(conn)
+        conn.execute(schema_version.insert().values(version=1))
+        conn.execute(v1["devices"].insert().values(id="dev-3", health="{}", updated_ns=1))
+        pending_row = dict(sample_id="s9", device_id="dev-3", topic="t", payload=b"p", arrival_ns=1)
+        conn.execute(v1["pending"].insert(), [pending_row, {**pending_row, "device_id": "dev-4"}])
+    engine.dispose()
+
+    async def main() -> None:
+        store = MapStore(location, "demo")
+        await store.open()
+        await store.save(summary("s1"), velocity(1))
+        pending = PendingLatents(store, max_rows=10)
+        await pending.open()
+        assert pending.rows == 2
+        assert [r.device_id for r in await pending.load()] == ["dev-3", "dev-4"]  # in order
+        assert await store.load_devices() == {"dev-3": {}}
+        await store.close()
+
+    asyncio.run(main())
+    assert versions(location) == [SCHEMA_VERSION] == [2]

@@ -49,7 +49,7 @@ async def writer(
     path: str | Path, max_rows: int = 1000, **store: float
 ) -> AsyncIterator[PendingLatents]:
     """A store, its pending table and the writer task running."""
-    s = MapStore(path, **store)  # type: ignore[arg-type]
+    s = MapStore(path, "demo", **store)  # type: ignore[arg-type]
     await s.open()
     pending = PendingLatents(s, max_rows=max_rows)
     await pending.open()
@@ -226,4 +226,5 @@ def test_reload_opens_the_kept_samples_with_a_whole_deadline_from_now(
 def test_only_a_store_in_a_file_keeps_latents(tmp_path: Path) -> None:
     """``--db :memory:`` would lose the table with the process: the service then keeps none
     and paho acknowledges on receipt (``test_acks``)."""
-    assert MapStore(":memory:").in_memory and not MapStore(tmp_path / "c.sqlite").in_memory
+    assert MapStore(":memory:", "demo").in_memory
+    assert not MapStore(tmp_path / "c.sqlite", "demo").in_memory

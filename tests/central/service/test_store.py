@@ -16,7 +16,9 @@ from epic.central.store import MapStore
 from epic.shared.errors import DataError
 
 
-def summary(sample: str, version: int = 1, partial: bool = False) -> MapSummary:
+def summary(
+    sample: str, version: int = 1, partial: bool = False, deployment: str = "demo"
+) -> MapSummary:
     return MapSummary(
         sample_id=sample,
         version=version,
@@ -24,7 +26,7 @@ def summary(sample: str, version: int = 1, partial: bool = False) -> MapSummary:
         devices_used=["dev-0", "dev-1"],
         devices_missing=["dev-2"] if partial else [],
         model_hash="530d0a14c3b92b14",
-        deployment="demo",
+        deployment=deployment,
         timings=MapTimings(
             acquired_ns=1,
             first_arrival_ns=2,
@@ -46,7 +48,7 @@ def velocity(seed: int) -> np.ndarray:
 
 def test_maps_round_trip_list_order_cursor_and_restart(location: str) -> None:
     async def main() -> None:
-        store = MapStore(location)
+        store = MapStore(location, "demo")
         await store.open()
         for k in range(5):
             s = await store.save(summary(f"s{k}"), velocity(k))
@@ -72,7 +74,7 @@ def test_maps_round_trip_list_order_cursor_and_restart(location: str) -> None:
         await store.save_devices({"dev-0": {"latents_received": 7}})
         await store.close()
 
-        again = MapStore(location)
+        again = MapStore(location, "demo")
         await again.open()
         assert again.count == 6
         assert (await again.latest()).sample_id == "s1"
@@ -85,7 +87,7 @@ def test_maps_round_trip_list_order_cursor_and_restart(location: str) -> None:
 
 def test_retention_keeps_the_newest(location: str) -> None:
     async def main() -> None:
-        store = MapStore(location, retention=3)
+        store = MapStore(location, "demo", retention=3)
         await store.open()
         for k in range(6):
             await store.save(summary(f"s{k}"), velocity(k))
@@ -99,7 +101,7 @@ def test_retention_keeps_the_newest(location: str) -> None:
 def test_a_locked_database_keeps_maps_in_memory_then_writes_them(tmp_path: Path) -> None:
     async def main() -> None:
         path = tmp_path / "c.sqlite"
-        store = MapStore(path, memory_maps=2, busy_timeout_s=0.05)
+        store = MapStore(path, "demo", memory_maps=2, busy_timeout_s=0.05)
         await store.open()
         await store.save(summary("s0"), velocity(0))
         blocker = sqlite3.connect(path, isolation_level=None)
@@ -134,7 +136,7 @@ def test_a_file_that_is_not_a_database_is_one_clear_error(tmp_path: Path) -> Non
     path.write_bytes(b"this is not sqlite" * 100)
 
     async def main() -> None:
-        store = MapStore(path)
+        store = MapStore(path, "demo")
         with pytest.raises(DataError, match="cannot open the map store"):
             await store.open()
         await store.close()
