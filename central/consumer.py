@@ -49,7 +49,7 @@ OUTBOX_BOUND = 256  # map summaries waiting for the broker
 class Consumer:
     def __init__(
         self,
-        address: BrokerAddress,
+        address: BrokerAddress | list[BrokerAddress],
         validator: Validator,
         inbox: asyncio.Queue[Arrival],
         *,
@@ -62,7 +62,10 @@ class Consumer:
         tls_ca: str | None = None,
         pending: PendingLatents | None = None,
     ) -> None:
-        self.address = address
+        # A cluster's nodes, tried in turn: the next after a failed or lost connection.
+        self.addresses = address if isinstance(address, list) else [address]
+        self.address = self.addresses[0]
+        self._node = 0
         self.validator = validator
         self.deployment = validator.manifest.deployment
         self.inbox = inbox
@@ -151,6 +154,8 @@ class Consumer:
             finally:
                 if ledger is not None:
                     ledger.close()
+            self._node = (self._node + 1) % len(self.addresses)
+            self.address = self.addresses[self._node]
             await asyncio.sleep(backoff.next_delay())
 
     async def stop_reading(self, wait_s: float) -> None:

@@ -312,7 +312,7 @@ class CentralService:
         assert self.pipeline is not None and self.registry is not None
         s = self.settings
         self.consumer = Consumer(
-            s.address,
+            s.addresses,
             validator,
             self.pipeline.inbox,
             on_report=self.registry.report,

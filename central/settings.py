@@ -16,9 +16,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from epic.central.database import is_url
-from epic.shared.wire import parse_broker_url
+from epic.shared.wire import parse_broker_urls
 
-__all__ = ["BrokerAddress", "CentralSettings", "broker_address", "default_db_path"]
+__all__ = [
+    "BrokerAddress",
+    "CentralSettings",
+    "broker_address",
+    "broker_addresses",
+    "default_db_path",
+]
 
 MIN_TOKEN_CHARS = 16
 
@@ -43,16 +49,26 @@ class BrokerAddress:
 
 def broker_address(url: str) -> BrokerAddress:
     """Parse a broker URL as the edge does (``epic.shared.wire.endpoint``); ``ValueError``
-    says why."""
-    u = parse_broker_url(url)
-    return BrokerAddress(u.host, u.port, u.tls, u.username, u.password)
+    says why. A list's first node (``broker_addresses``: all of them)."""
+    return broker_addresses(url)[0]
+
+
+def broker_addresses(urls: str) -> list[BrokerAddress]:
+    """Every node of ``mqtt://n1:1883,mqtt://n2:1883`` (or the one of a single URL)."""
+    return [
+        BrokerAddress(u.host, u.port, u.tls, u.username, u.password)
+        for u in parse_broker_urls(urls)
+    ]
 
 
 class CentralSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EPIC_CENTRAL_", extra="forbid")
 
     bundle: Path = Field(description="Deployment bundle folder (epic deploy).")
-    broker: str = Field("mqtt://127.0.0.1:1883", description="mqtt://HOST:PORT or mqtts://")
+    broker: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="mqtt://HOST:PORT or mqtts://; a cluster's nodes comma-separated",
+    )
     username: str | None = Field(None, description="broker user")
     password: SecretStr | None = Field(None, description="broker password")
     tls_ca: Path | None = Field(None, description="CA certificate for mqtts://")
@@ -91,7 +107,7 @@ class CentralSettings(BaseSettings):
     @field_validator("broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
-        broker_address(value)
+        broker_addresses(value)
         return value
 
     @field_validator("db", mode="before")
@@ -127,6 +143,11 @@ class CentralSettings(BaseSettings):
     @property
     def address(self) -> BrokerAddress:
         return broker_address(self.broker)
+
+    @property
+    def addresses(self) -> list[BrokerAddress]:
+        """Every node of ``--broker``, in the order the centre tries them."""
+        return broker_addresses(self.broker)
 
     def min_devices_for(self, n_devices: int) -> int:
         """``--min-devices`` or a majority of ``n_devices``; more than N is an error."""

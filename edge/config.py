@@ -63,7 +63,8 @@ class EdgeConfig(BaseSettings):
     # After the credentials: its validator folds them (and the CA) into the endpoint.
     # NoDecode: EPIC_EDGE_BROKER is a URL, not the JSON pydantic-settings would expect.
     broker: Annotated[InstanceOf[BrokerEndpoint], NoDecode] = Field(
-        description="mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS"
+        description="mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS; a cluster's nodes "
+        "comma-separated"
     )
     rate: float = Field(1.0, description="shots per second, 0: as fast as possible")
     mode: str = Field("latent", description="latent: encode; raw: send the raw block")

@@ -1,4 +1,4 @@
-"""Where the broker is and how to reach it: the URL, credentials and TLS.
+"""Where the broker is and how to reach it: the URL (or a cluster's URLs), credentials and TLS.
 
 ``mqtt://HOST[:PORT]`` (1883 by default) or ``mqtts://HOST[:PORT]`` (TLS, 8883 by default),
 read by ``epic.shared.wire.endpoint`` as the centre reads it. A CA file (``--tls-ca``) also switches
@@ -10,13 +10,13 @@ come from options or the environment, never from the URL's log form
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiomqtt
 
 from epic.shared.errors import DataError, OptionError
-from epic.shared.wire import parse_broker_url
+from epic.shared.wire import parse_broker_urls
 
 __all__ = ["BrokerAddressError", "BrokerEndpoint"]
 
@@ -36,6 +36,8 @@ class BrokerEndpoint:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls_ca: Path | None = None
+    # The other nodes of a broker cluster (host, port), tried in turn after this one.
+    others: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def parse(
@@ -45,10 +47,10 @@ class BrokerEndpoint:
         password: str | None = None,
         tls_ca: Path | str | None = None,
     ) -> BrokerEndpoint:
-        """Read ``mqtt://HOST:PORT`` (or ``mqtts://``); a bad URL is one
-        ``BrokerAddressError``."""
+        """Read ``mqtt://HOST:PORT`` (or ``mqtts://``), or a comma-separated list of a
+        cluster's nodes; a bad URL is one ``BrokerAddressError``."""
         try:
-            parsed = parse_broker_url(url)
+            parsed, *rest = parse_broker_urls(url)
         except ValueError as exc:
             raise BrokerAddressError(str(exc)) from None
         ca = Path(tls_ca) if tls_ca is not None else None
@@ -61,7 +63,17 @@ class BrokerEndpoint:
             username=username or parsed.username,
             password=password or parsed.password,
             tls_ca=ca,
+            others=tuple((node.host, node.port) for node in rest),
         )
+
+    @property
+    def nodes(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port), *self.others]
+
+    def node(self, attempt: int) -> BrokerEndpoint:
+        """The node to try at the ``attempt``-th connection: the list's, in turn."""
+        host, port = self.nodes[attempt % len(self.nodes)]
+        return replace(self, host=host, port=port, others=())
 
     @property
     def display(self) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import aiomqtt
 
 from epic.edge.config import EdgeConfig
+from epic.edge.connection import BrokerEndpoint
 from epic.edge.health import (
     EdgeStats,
     StatusInfo,
@@ -67,22 +68,24 @@ class Publisher:
         self._tls = config.broker.tls_context()
         self._last_sent = -math.inf  # monotonic time of the last acknowledged publish
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self, node: BrokerEndpoint) -> aiomqtt.Client:
         will = aiomqtt.Will(
             self.status_topic, status_payload(self.info, False, "lost"), qos=1, retain=True
         )
-        return self.config.broker.client(
+        return node.client(
             self.identifier, will, keepalive=self.config.keepalive_s, tls_context=self._tls
         )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, publish and reconnect until ``stop`` is set."""
         backoff = Backoff(self.config.backoff_min_s, self.config.backoff_max_s)
-        where = self.config.broker.display
+        attempt = 0  # a cluster's nodes are tried in turn (BrokerEndpoint.node)
         while not stop.is_set():
+            node = self.config.broker.node(attempt)
+            where = node.display
             session = False
             try:
-                async with self._client() as client:
+                async with self._client(node) as client:
                     session = True
                     backoff.reset()
                     self.stats.connects += 1
@@ -103,6 +106,7 @@ class Publisher:
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                attempt += 1
                 if session:
                     log.warning(
                         "disconnected from %s: %s (outbox %d envelopes)",
@@ -219,4 +223,4 @@ class Publisher:
                 retain=True,
                 timeout=_GOODBYE_TIMEOUT_S,
             )
-        log.info("said offline to %s; disconnecting", self.config.broker.display)
+        log.info("said offline; disconnecting")

@@ -10,7 +10,11 @@ import torch
 
 # Real servers for every room's tests: `embedded_broker`, `mosquitto_factory`, `postgres_url`
 # (tests/support/).
-pytest_plugins = ["tests.support.brokers", "tests.support.mosquitto", "tests.support.postgres"]
+pytest_plugins = [
+    "tests.support.brokers",
+    "tests.support.mosquitto",
+    "tests.support.postgres",
+]
 
 # Two cores on CI: use both, and say so rather than inherit whatever torch guesses.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -55,7 +55,10 @@ def central(
             file_okay=False,
         ),
     ] = None,
-    broker: Annotated[str, _opt("mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS.")] = _D["broker"],
+    broker: Annotated[
+        str,
+        _opt("mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS; a cluster's nodes comma-separated."),
+    ] = _D["broker"],
     username: Annotated[str | None, _opt("Broker user.")] = None,
     password: Annotated[str | None, _opt("Broker password; better EPIC_CENTRAL_PASSWORD.")] = None,
     tls_ca: Annotated[Path | None, _opt("CA certificate for mqtts://.", dir_okay=False)] = None,

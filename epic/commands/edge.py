@@ -69,7 +69,12 @@ def edge(
     ] = None,
     broker: Annotated[
         str | None,
-        typer.Option(help=_required("mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS", "broker")),
+        typer.Option(
+            help=_required(
+                "mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS; a cluster's nodes comma-separated",
+                "broker",
+            )
+        ),
     ] = None,
     source: Annotated[
         str | None,

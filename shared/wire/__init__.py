@@ -10,7 +10,7 @@
 
 from epic.shared.wire.access import Access, centre_access, device_access
 from epic.shared.wire.backoff import Backoff
-from epic.shared.wire.endpoint import BrokerUrl, parse_broker_url
+from epic.shared.wire.endpoint import BrokerUrl, parse_broker_url, parse_broker_urls
 from epic.shared.wire.envelope import (
     MAX_ELEMENTS,
     MAX_ENVELOPE_BYTES,
@@ -82,6 +82,7 @@ __all__ = [
     "map_topic",
     "pack",
     "parse_broker_url",
+    "parse_broker_urls",
     "parse_topic",
     "status_topic",
     "subtree",

@@ -4,6 +4,10 @@
 ``tcp://`` and ``ssl://`` are accepted as their aliases (paho's and Mosquitto's spelling),
 and ``USER:PASSWORD@`` in the URL as credentials. A bad URL is one ``ValueError`` whose
 text says what is wrong and what to write instead, worded once for both sides.
+
+A broker cluster is a comma-separated list, ``mqtt://n1:1883,mqtt://n2:1883``
+(``parse_broker_urls``): the nodes share the scheme and the credentials, and a client tries
+them in turn, moving to the next after a failed or lost connection.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["BrokerUrl", "parse_broker_url"]
+__all__ = ["BrokerUrl", "parse_broker_url", "parse_broker_urls"]
 
 SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
 _FIX = "write mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS"
@@ -53,3 +57,20 @@ def parse_broker_url(url: str) -> BrokerUrl:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def parse_broker_urls(text: str) -> list[BrokerUrl]:
+    """One URL, or a comma-separated list of a cluster's nodes; ``ValueError`` as for one,
+    or when the nodes differ in TLS or credentials (a client uses the same on every node)."""
+    urls = [part.strip() for part in text.split(",")]
+    if any(not url for url in urls):
+        raise ValueError(f"{text!r}: an empty broker URL in the list; {_FIX}, comma-separated")
+    nodes = [parse_broker_url(url) for url in urls]
+    first = nodes[0]
+    for url, node in zip(urls[1:], nodes[1:], strict=True):
+        if (node.tls, node.username, node.password) != (first.tls, first.username, first.password):
+            raise ValueError(
+                f"{url!r}: every node of a broker list takes the same scheme and credentials "
+                f"as the first, {urls[0]!r}"
+            )
+    return nodes

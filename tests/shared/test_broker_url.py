@@ -79,3 +79,35 @@ def test_edge_and_centre_print_the_same_line(
     )
     assert lines[0] == expected
     assert lines[1] == expected + " (see `epic central --help`)"
+
+
+def test_a_clusters_nodes_are_read_alike_and_tried_in_turn() -> None:
+    from epic.central.settings import broker_addresses
+
+    nodes = "mqtt://n1:1883, mqtt://n2,mqtt://n3:1999"
+    edge = BrokerEndpoint.parse(nodes, username="dev-0")
+    assert edge.nodes == [("n1", 1883), ("n2", 1883), ("n3", 1999)]
+    assert [edge.node(k).display for k in range(4)] == [
+        "mqtt://dev-0@n1:1883",
+        "mqtt://dev-0@n2:1883",
+        "mqtt://dev-0@n3:1999",
+        "mqtt://dev-0@n1:1883",  # and round again
+    ]
+    assert [(a.host, a.port) for a in broker_addresses(nodes)] == edge.nodes
+    assert broker_address(nodes).host == "n1"
+
+
+@pytest.mark.parametrize(
+    ("nodes", "fragment"),
+    [
+        ("mqtt://n1,mqtts://n2", "same scheme and credentials as the first"),
+        ("mqtt://a:b@n1,mqtt://n2", "same scheme and credentials as the first"),
+        ("mqtt://n1,,mqtt://n2", "an empty broker URL in the list"),
+        ("mqtt://n1,n2:1883", "no mqtt:// in front"),
+    ],
+)
+def test_a_bad_node_list_is_one_clear_error(nodes: str, fragment: str) -> None:
+    with pytest.raises(BrokerAddressError, match=fragment):
+        BrokerEndpoint.parse(nodes)
+    with pytest.raises(ValueError, match=fragment):
+        broker_address(nodes)
