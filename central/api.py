@@ -1,6 +1,11 @@
-"""The centre's HTTP face: REST for maps and devices, Prometheus metrics, the monitor page's
-files, and the live WebSocket feed (``epic.central.live_feed``). Everything it knows it asks a
-``CentralView``. It reads freely; the one change, deleting a sample's maps, needs the
+"""The HTTP face of a centre (one deployment) or of ``epic api`` (every deployment in a
+database): REST for maps and devices, Prometheus metrics, the monitor page's files, and the
+live WebSocket feed (``epic.central.live_feed``). Everything it knows it asks a
+``CentralView``, one per deployment (``epic.central.deployments``).
+
+Every deployment's routes are under ``/api/deployments/{deployment}/``; the shorter
+``/api/maps``... answer for the only deployment served (a centre's own), and with several
+say which there are (409). It reads freely; the one change, deleting a sample's maps, needs the
 configured bearer token (``epic.central.auth``).
 
 No CORS middleware on purpose: the page is served from here, and nothing else in the field
@@ -26,9 +31,11 @@ from starlette.requests import HTTPConnection, Request
 
 from epic.central import live_feed
 from epic.central.auth import AUTH_RESPONSES, require_token
+from epic.central.deployments import Deployments, OneDeployment, UnknownDeployment
 from epic.central.offline_docs import install_offline_docs
 from epic.central.render import MapPictures
 from epic.central.schemas import (
+    DeploymentList,
     DeviceList,
     Health,
     MapDeleted,
@@ -39,7 +46,7 @@ from epic.central.schemas import (
 from epic.central.starting import STARTING_RESPONSES, answer_starting
 from epic.central.store import StoreUnavailable
 from epic.central.view import CentralView, ServiceStarting
-from epic.shared.wire import ID_REGEX, ID_SPEC
+from epic.shared.wire import ID_PATTERN, ID_REGEX, ID_SPEC
 
 __all__ = ["create_app"]
 
@@ -72,12 +79,40 @@ NPY_RESPONSE: dict[int | str, dict] = {
 }
 
 
+def _deployments(conn: HTTPConnection) -> Deployments:
+    return conn.app.state.deployments
+
+
+DeploymentId = Annotated[
+    str, Path(pattern=ID_REGEX, description=f"the deployment (its bundle's), {ID_SPEC}")
+]
+
+
 def _view(conn: HTTPConnection) -> CentralView:
-    return conn.app.state.view
+    """The deployment the path names (``/api/deployments/{deployment}/...``), or the only
+    one served (``/api/...``)."""
+    deployments: Deployments = conn.app.state.deployments
+    name = conn.path_params.get("deployment")
+    if name is not None and not ID_PATTERN.fullmatch(name):
+        # _deployment_param's own 422 would come only after this dependency had run
+        raise HTTPException(422, f"{name!r} is not a deployment name ({ID_SPEC})")
+    try:
+        return deployments.default() if name is None else deployments.view(name)
+    except UnknownDeployment as exc:
+        raise HTTPException(409 if name is None and exc.known else 404, str(exc)) from None
+
+
+def _deployment_param(deployment: DeploymentId) -> None:
+    """Declares (and checks) the prefix's ``{deployment}``; ``_view`` reads it."""
 
 
 View = Annotated[CentralView, Depends(_view)]
-router = APIRouter(responses=STARTING_RESPONSES)
+router = APIRouter(responses=STARTING_RESPONSES)  # one deployment's routes
+service_router = APIRouter()  # the process's own
+NO_DEPLOYMENT: dict[int | str, dict] = {
+    404: {"description": "no such deployment"},
+    409: {"description": "several deployments served: name one"},
+}
 
 
 async def _find_map(view: CentralView, sample_id: str, version: int | None) -> MapDetail:
@@ -92,7 +127,7 @@ async def _find_map(view: CentralView, sample_id: str, version: int | None) -> M
 
 
 @router.get(
-    "/api/maps/latest",
+    "/maps/latest",
     response_model=MapDetail,
     responses={**NPY_RESPONSE, 404: {"description": "no map decoded yet"}},
     tags=["maps"],
@@ -105,9 +140,9 @@ async def latest_map(view: View, format: MapFormat = "json") -> MapDetail | Resp
     return detail if format == "json" else _npy(detail)
 
 
-# Before "/api/maps/{sample_id}", which would otherwise take "a.b.png" as an id.
+# Before "/maps/{sample_id}", which would otherwise take "a.b.png" as an id.
 @router.get(
-    "/api/maps/{sample_id}.png",
+    "/maps/{sample_id}.png",
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "the map as a picture"},
@@ -137,7 +172,7 @@ def _png_response(png: bytes, version: int | None) -> Response:
 
 
 @router.get(
-    "/api/maps/{sample_id}/compare.png",
+    "/maps/{sample_id}/compare.png",
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "three panels side by side"},
@@ -184,7 +219,7 @@ async def compare_png(
 
 
 @router.get(
-    "/api/maps/{sample_id}",
+    "/maps/{sample_id}",
     response_model=MapDetail,
     responses={**NPY_RESPONSE, **NOT_FOUND},
     tags=["maps"],
@@ -208,7 +243,7 @@ def _npy(detail: MapDetail) -> Response:
     )
 
 
-@router.get("/api/maps", response_model=MapList, tags=["maps"])
+@router.get("/maps", response_model=MapList, tags=["maps"])
 async def list_maps(
     view: View,
     limit: Annotated[int, Query(ge=1, le=500, description="how many, newest first")] = 50,
@@ -228,7 +263,7 @@ async def list_maps(
 
 
 @router.delete(
-    "/api/maps/{sample_id}",
+    "/maps/{sample_id}",
     response_model=MapDeleted,
     dependencies=[Depends(require_token)],
     responses={
@@ -249,13 +284,13 @@ async def delete_map(view: View, sample_id: SampleId) -> MapDeleted:
     return MapDeleted(sample_id=sample_id, versions=deleted)
 
 
-@router.get("/api/devices", response_model=DeviceList, tags=["devices"])
+@router.get("/devices", response_model=DeviceList, tags=["devices"])
 async def devices(view: View) -> DeviceList:
     """Every device: status, counters, arrival delays and the edge's own heartbeat."""
     return DeviceList(devices=view.devices())
 
 
-@router.get("/api/health", response_model=Health, tags=["service"])
+@router.get("/health", response_model=Health, tags=["service"])
 async def health(view: View) -> Health:
     """The service's own state: broker link, buffer depth, decode latency (503 with
     ``"status": "starting"`` until the model is loaded and profiled)."""
@@ -263,13 +298,22 @@ async def health(view: View) -> Health:
 
 
 # A plain def: FastAPI runs it in a worker thread, off the event loop.
-@router.get("/metrics", response_class=Response, tags=["service"])
-def metrics(view: View) -> Response:
+@service_router.get("/metrics", response_class=Response, tags=["service"])
+def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
-    return Response(generate_latest(view.metrics), media_type=CONTENT_TYPE_LATEST)
+    registry = request.app.state.deployments.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/", include_in_schema=False)
+@service_router.get("/api/deployments", response_model=DeploymentList, tags=["deployments"])
+async def deployments(request: Request) -> DeploymentList:
+    """Every deployment served: its state, maps and devices in one line each (the
+    monitor's picker). A centre serves one; ``epic api`` every one in its database."""
+    served: Deployments = request.app.state.deployments
+    return DeploymentList(deployments=await served.summaries())
+
+
+@service_router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html",
@@ -291,30 +335,46 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(
-    view: CentralView,
+    served: CentralView | Deployments,
     png_cache_size: int = 64,
     api_token: str | None = None,
     max_live_clients: int = 32,
 ) -> FastAPI:
-    """The API and monitor for one running centre; ``api_token`` enables deleting maps."""
+    """The API and monitor for one running centre (its view) or for every deployment of a
+    database (``epic api``); ``api_token`` enables deleting maps."""
+    deployments = served if isinstance(served, Deployments) else OneDeployment(served)
+    names = deployments.names()
+    if isinstance(served, Deployments):
+        about = "every deployment in its database (`/api/deployments` lists them)"
+    else:
+        about = f"deployment `{names[0]}`"
     app = FastAPI(
         title="EPIC central",
         version=_version(),
         description=(
-            f"Deployment `{view.deployment}`: velocity maps decoded from the edge devices' "
-            "latents, device health, and a live feed. Read-only, but for deleting a sample's "
-            "maps with the configured bearer token."
+            f"Serving {about}: velocity maps decoded from the edge devices' latents, device "
+            "health, and a live feed. Each deployment's routes are under "
+            "`/api/deployments/{deployment}/`; the `/api/...` routes that name none answer "
+            "for the only one served. Read-only, but for deleting a sample's maps with the "
+            "configured bearer token."
         ),
         docs_url=None,  # served from local files below, not a CDN
         redoc_url=None,
         lifespan=_lifespan,
     )
-    app.state.view = view
+    app.state.deployments = deployments
     app.state.api_token = api_token
     app.state.max_live_clients = max_live_clients
     app.state.live_clients = 0
     app.state.pictures = MapPictures(png_cache_size)
-    app.include_router(router)
+    app.include_router(router, prefix="/api", responses=NO_DEPLOYMENT)
+    app.include_router(
+        router,
+        prefix="/api/deployments/{deployment}",
+        dependencies=[Depends(_deployment_param)],
+        responses=NO_DEPLOYMENT,
+    )
+    app.include_router(service_router)
     app.add_exception_handler(ServiceStarting, answer_starting)
     app.include_router(live_feed.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

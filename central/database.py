@@ -15,7 +15,13 @@ SQL for one engine. What differs is said here only:
 Migrations: table ``schema_version`` holds the version applied; ``Database.open`` runs the
 steps above it in one transaction. Version 1 is the schema of 2026-12-05 (the tables that
 SQLite files of earlier versions already hold, so they open with what they hold); version 2
-puts the deployment in every key, so that one database holds many deployments.
+puts the deployment in every key, so that one database holds many deployments; version 3
+keeps what each centre shows (its devices' health as the monitor sees it, and its own health
+in ``centres``), so that ``epic api`` processes serve every deployment from the database.
+
+Live events: on PostgreSQL every write that changes what a monitor shows also sends
+``NOTIFY epic_events, '<deployment>'`` in its transaction (``Database.notify``), so API
+processes wake when it commits; SQLite has no such thing, and they poll it.
 """
 
 from __future__ import annotations
@@ -52,9 +58,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 __all__ = [
+    "NOTIFY_CHANNEL",
     "SCHEMA_VERSION",
     "Database",
     "DatabaseError",
+    "centres",
     "devices",
     "is_url",
     "maps",
@@ -114,9 +122,19 @@ devices = Table(
     metadata,
     Column("deployment", Text, nullable=False),
     Column("id", Text, nullable=False),
+    Column("health", Text, nullable=False),  # the counters a restarted centre restores
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("snapshot", Text),  # DeviceHealth as JSON: what the monitor shows (version 3)
+    PrimaryKeyConstraint("deployment", "id"),
+)
+
+# One row a deployment: the active centre's Health as JSON, rewritten every few seconds.
+centres = Table(
+    "centres",
+    metadata,
+    Column("deployment", Text, primary_key=True),
     Column("health", Text, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
-    PrimaryKeyConstraint("deployment", "id"),
 )
 
 pending = Table(
@@ -164,6 +182,18 @@ Table(
 )
 
 
+# -- version 2 (2026-12-05), frozen where version 3 changed it
+_v2_devices = Table(
+    "devices",
+    MetaData(),
+    Column("deployment", Text, nullable=False),
+    Column("id", Text, nullable=False),
+    Column("health", Text, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    PrimaryKeyConstraint("deployment", "id"),
+)
+
+
 def _v1(conn: Connection, deployment: str) -> None:
     """The tables of one deployment. checkfirst: files from before versions hold them."""
     _v1_metadata.create_all(conn, checkfirst=True)
@@ -174,7 +204,7 @@ def _v2(conn: Connection, deployment: str) -> None:
     ``devices`` and ``pending`` (which had no such column) become the migrating centre's.
     Each table is rebuilt (SQLite cannot change a primary key in place): made anew under
     another name, filled, the old one dropped, the new one renamed."""
-    for table in (maps, devices, pending):
+    for table in (maps, _v2_devices, pending):
         old = Table(table.name, MetaData(), autoload_with=conn)
         staging = table.to_metadata(MetaData(), name=f"{table.name}_v2")
         staging.create(conn)
@@ -194,8 +224,15 @@ def _v2(conn: Connection, deployment: str) -> None:
         conn.execute(text(f"ALTER TABLE {staging.name} RENAME TO {table.name}"))
 
 
+def _v3(conn: Connection, deployment: str) -> None:
+    """What the monitor shows, kept for ``epic api``: devices' snapshots and centres' health."""
+    conn.execute(text("ALTER TABLE devices ADD COLUMN snapshot TEXT"))
+    centres.create(conn)
+
+
 # Version n is reached by running step n; a new version appends its step, never edits one.
-MIGRATIONS: list[Callable[[Connection, str], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection, str], None]] = [_v1, _v2, _v3]
+NOTIFY_CHANNEL = "epic_events"
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _URL_SCHEMES = ("postgresql", "postgres")
@@ -246,6 +283,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def notify(self, conn: Connection, deployment: str) -> None:
+        """Tell API processes that ``deployment`` changed, when the transaction commits
+        (PostgreSQL; SQLite readers poll)."""
+        if self.server:
+            conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, deployment)))
 
     def insert(self, table: Table) -> Insert:
         """``INSERT`` in this engine's dialect (the one that knows ``ON CONFLICT``)."""

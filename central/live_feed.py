@@ -1,4 +1,5 @@
-"""The live feed, ``/ws/live``: a snapshot (the latest map, every device), then a JSON event
+"""The live feed, ``/ws/deployments/{deployment}/live`` (or ``/ws/live`` for the only
+deployment served): a snapshot (the latest map, every device), then a JSON event
 per map and device change, for as long as the client reads. At most ``max_live_clients``
 (the app's state) at once; more are accepted and closed 1013 so that they read why. Only
 same-origin browsers are let in (CORS does not cover WebSockets).
@@ -16,6 +17,7 @@ import anyio
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from epic.central.deployments import Deployments, UnknownDeployment
 from epic.central.schemas import DeviceEvent, MapEvent, map_summary
 from epic.central.view import CentralView, ServiceStarting
 
@@ -85,11 +87,27 @@ async def _serve_feed(websocket: WebSocket, events: AsyncIterator[dict]) -> str 
 
 @router.websocket("/ws/live")
 async def live(websocket: WebSocket) -> None:
+    """The only deployment's feed."""
+    await _accept(websocket, None)
+
+
+@router.websocket("/ws/deployments/{deployment}/live")
+async def deployment_live(websocket: WebSocket, deployment: str) -> None:
     """A snapshot (latest map, every device), then a JSON event per map and device change."""
+    await _accept(websocket, deployment)
+
+
+async def _accept(websocket: WebSocket, deployment: str | None) -> None:
     if not _same_origin(websocket):
         await websocket.close(code=1008, reason="cross-origin WebSocket refused")
         return
     state = websocket.app.state
+    deployments: Deployments = state.deployments
+    try:
+        view = deployments.default() if deployment is None else deployments.view(deployment)
+    except UnknownDeployment as exc:
+        await websocket.close(code=1008, reason=str(exc)[:120])  # a close reason: 123 bytes
+        return
     await websocket.accept()
     if state.live_clients >= state.max_live_clients:
         # Accepted first so that the client reads why (a refused handshake is a bare 403).
@@ -98,7 +116,7 @@ async def live(websocket: WebSocket) -> None:
         return
     state.live_clients += 1
     try:
-        await _live(websocket, state.view)
+        await _live(websocket, view)
     finally:
         state.live_clients -= 1
 

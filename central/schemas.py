@@ -107,6 +107,9 @@ class Health(BaseModel):
     decode_batch1_ms_p95: float | None = None
     decode_batched_ms_p50: float | None = Field(None, description="batches of 2 or more")
     decode_batched_ms_p95: float | None = None
+    reported_ns: int | None = Field(
+        None, description="served by epic api: when the centre wrote this, UTC ns"
+    )
 
 
 class MapEvent(BaseModel):
@@ -117,3 +120,23 @@ class MapEvent(BaseModel):
 class DeviceEvent(BaseModel):
     type: Literal["device"] = "device"
     device: DeviceHealth
+
+
+class DeploymentSummary(BaseModel):
+    deployment: str
+    status: str = Field(
+        description="ok or degraded (the centre's own word); starting or standby while it "
+        "starts; stale when its centre has not reported for a while (epic api)"
+    )
+    maps_stored: int = 0
+    latest_sample_id: str | None = None
+    latest_stored_ns: int | None = None
+    devices: int = 0
+    devices_online: int = 0
+    reported_ns: int | None = Field(
+        None, description="when its centre last wrote its health (epic api), UTC ns"
+    )
+
+
+class DeploymentList(BaseModel):
+    deployments: list[DeploymentSummary]

@@ -57,7 +57,10 @@ __all__ = ["CentralService"]
 
 log = logging.getLogger(__name__)
 
-DEVICES_SAVE_S = 5.0
+# How often the store gets the devices (when they changed) and the centre's own health:
+# what ``epic api`` processes serve, so about as fresh as the monitor's own refresh.
+DEVICES_SAVE_S = 1.0
+HEALTH_SAVE_S = 2.0
 STOP_DECODE_S = 30.0
 STOP_ACK_S = 5.0  # for the latents read to be written and acknowledged at a stop
 
@@ -442,21 +445,33 @@ class CentralService:
             await self.decoder.close()
         if self.store is not None:
             if self.registry is not None:  # always, once there is a store
-                await self.store.save_devices(self.registry.export())
+                shown = {d.id: d.model_dump_json() for d in self.registry.snapshot()}
+                await self.store.save_devices(self.registry.export(), shown)
             await self.store.close()
         if self.leadership is not None:  # last: a standby takes over once all is written
             await self.leadership.release()
 
     async def _tick(self) -> None:
         p = self.parts  # spawned once every part is built
-        saved = time.monotonic()
+        saved = reported = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             p.registry.tick()
             self.instruments.broker_connected.set(int(p.consumer.connected.is_set()))
-            if p.registry.dirty and time.monotonic() - saved >= DEVICES_SAVE_S:
-                saved = time.monotonic()
-                await p.store.save_devices(p.registry.export())
+            now = time.monotonic()
+            # Every HEALTH_SAVE_S whatever changed: a silent device turns late with no event.
+            report = now - reported >= HEALTH_SAVE_S
+            if report or (p.registry.dirty and now - saved >= DEVICES_SAVE_S):
+                saved = now
+                await self._save_devices()
+            if report:
+                reported = now
+                await p.store.save_health(self.health().model_dump_json())
+
+    async def _save_devices(self) -> None:
+        p = self.parts
+        shown = {d.id: d.model_dump_json() for d in p.registry.snapshot()}
+        await p.store.save_devices(p.registry.export(), shown)
 
     def _central_onnx(self, bundle: ModuleType) -> Any:
         """The bundle's onnxruntime decoder, or None for PyTorch (``--decoder``)."""

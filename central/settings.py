@@ -23,7 +23,9 @@ __all__ = [
     "CentralSettings",
     "broker_address",
     "broker_addresses",
+    "db_location",
     "default_db_path",
+    "strong_token",
 ]
 
 MIN_TOKEN_CHARS = 16
@@ -113,13 +115,7 @@ class CentralSettings(BaseSettings):
     @field_validator("db", mode="before")
     @classmethod
     def _db_location(cls, value: object) -> object:
-        """A file given as a path, or a URL the store can drive."""
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, str) and "://" in value and not is_url(value):
-            scheme = value.split("://", 1)[0]
-            raise ValueError(f"{scheme}:// is not a database EPIC drives: use postgresql://")
-        return value
+        return db_location(value)
 
     @field_validator("tls_ca")
     @classmethod
@@ -131,14 +127,7 @@ class CentralSettings(BaseSettings):
     @field_validator("api_token")
     @classmethod
     def _token_strong(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            token = value.get_secret_value()
-            if len(token) < MIN_TOKEN_CHARS or token != token.strip() or len(set(token)) < 8:
-                raise ValueError(
-                    f"the API token must be at least {MIN_TOKEN_CHARS} characters, no spaces "
-                    "around it and not a repeated pattern (make one: openssl rand -hex 32)"
-                )
-        return value
+        return strong_token(value)
 
     @property
     def address(self) -> BrokerAddress:
@@ -159,6 +148,28 @@ class CentralSettings(BaseSettings):
     def db_location(self, deployment: str) -> str:
         """The store's database: ``--db`` (a file or a URL), else the default file."""
         return self.db if self.db is not None else str(default_db_path(deployment))
+
+
+def strong_token(value: SecretStr | None) -> SecretStr | None:
+    """The API token, if it is one worth having; ``ValueError`` says why not."""
+    if value is not None:
+        token = value.get_secret_value()
+        if len(token) < MIN_TOKEN_CHARS or token != token.strip() or len(set(token)) < 8:
+            raise ValueError(
+                f"the API token must be at least {MIN_TOKEN_CHARS} characters, no spaces "
+                "around it and not a repeated pattern (make one: openssl rand -hex 32)"
+            )
+    return value
+
+
+def db_location(value: object) -> object:
+    """``--db``: a file given as a path, or a URL the store can drive."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, str) and "://" in value and not is_url(value):
+        scheme = value.split("://", 1)[0]
+        raise ValueError(f"{scheme}:// is not a database EPIC drives: use postgresql://")
+    return value
 
 
 def default_db_path(deployment: str, cwd: Path | None = None) -> Path:

@@ -30,7 +30,15 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import Connection, func, select
 
-from epic.central.database import Database, DatabaseError, devices, maps, reading, writing
+from epic.central.database import (
+    Database,
+    DatabaseError,
+    centres,
+    devices,
+    maps,
+    reading,
+    writing,
+)
 from epic.central.ratelimit import RateLimitedLog
 from epic.central.schemas import MapDetail, MapSummary, MapTimings
 from epic.shared.errors import DataError, OptionError
@@ -198,6 +206,7 @@ class MapStore:
                     )
                     db.execute(maps.delete().where(self._mine, maps.c.seq <= newest_kept))
                     count = self.retention
+                self.database.notify(db, self.deployment)
             self.count = count
         except DatabaseError as exc:
             self.count = self._count_or(self.count)
@@ -327,24 +336,47 @@ class MapStore:
         return [r[0] for r in rows]
 
     # -- devices --------------------------------------------------------------------------
-    async def save_devices(self, health: dict[str, dict]) -> None:
-        await self._run(self._save_devices, health)
+    async def save_devices(
+        self, health: dict[str, dict], snapshots: dict[str, str] | None = None
+    ) -> None:
+        """``health``: the counters a restarted centre restores, by device; ``snapshots``:
+        each device's ``DeviceHealth`` as JSON, as the monitor shows it (``epic api``)."""
+        await self._run(self._save_devices, health, snapshots or {})
 
-    def _save_devices(self, health: dict[str, dict]) -> None:
-        if self._db is None:
-            return
-        if not health:
+    def _save_devices(self, health: dict[str, dict], snapshots: dict[str, str]) -> None:
+        if self._db is None or not health:
             return
         now = time.time_ns()
         rows = [
-            {"deployment": self.deployment, "id": k, "health": json.dumps(v), "updated_ns": now}
+            {
+                "deployment": self.deployment,
+                "id": k,
+                "health": json.dumps(v),
+                "updated_ns": now,
+                "snapshot": snapshots.get(k),
+            }
             for k, v in health.items()
         ]
         try:
             with writing(self._db) as db:
                 db.execute(self.database.replace(devices, ["deployment", "id"]), rows)
+                self.database.notify(db, self.deployment)
         except DatabaseError as exc:
             self._warn.warning("db-devices", "device health not saved (%s)", _reason(exc))
+
+    async def save_health(self, health_json: str) -> None:
+        """The centre's own ``Health`` as JSON, for ``epic api`` processes to serve."""
+        await self._run(self._save_health, health_json)
+
+    def _save_health(self, health_json: str) -> None:
+        if self._db is None:
+            return
+        row = {"deployment": self.deployment, "health": health_json, "updated_ns": time.time_ns()}
+        try:
+            with writing(self._db) as db:
+                db.execute(self.database.replace(centres, ["deployment"]), [row])
+        except DatabaseError as exc:
+            self._warn.warning("db-health", "centre health not saved (%s)", _reason(exc))
 
     async def load_devices(self) -> dict[str, dict]:
         query = select(devices.c.id, devices.c.health).where(
@@ -358,6 +390,37 @@ class MapStore:
             except ValueError:
                 log.warning("device %s: stored health unreadable, starting afresh", device_id)
         return out
+
+    # -- what an ``epic api`` process reads (epic.central.stored_view) -----------------------
+    async def newest_seq(self) -> int:
+        rows = await self._run(
+            self._query, select(func.coalesce(func.max(maps.c.seq), 0)).where(self._mine)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def stored_since(
+        self, seq: int, limit: int = 200
+    ) -> builtins.list[tuple[int, MapSummary]]:
+        """(seq, map) of the maps (every version) stored after ``seq``, oldest first."""
+        query = _SELECT.where(self._mine, maps.c.seq > seq).order_by(maps.c.seq).limit(limit)
+        return [(int(r[2]), _summary(r)) for r in await self._run(self._query, query)]
+
+    async def device_snapshots(self) -> builtins.list[tuple[str, str, int]]:
+        """(id, ``DeviceHealth`` JSON, updated_ns) of every device its centre showed."""
+        query = (
+            select(devices.c.id, devices.c.snapshot, devices.c.updated_ns)
+            .where(devices.c.deployment == self.deployment, devices.c.snapshot.is_not(None))
+            .order_by(devices.c.id)
+        )
+        return [(r[0], r[1], int(r[2])) for r in await self._run(self._query, query)]
+
+    async def centre_health(self) -> tuple[str, int] | None:
+        """(``Health`` JSON, updated_ns) as its centre last wrote them, or None."""
+        query = select(centres.c.health, centres.c.updated_ns).where(
+            centres.c.deployment == self.deployment
+        )
+        rows = await self._run(self._query, query)
+        return (rows[0][0], int(rows[0][1])) if rows else None
 
 
 def _reason(exc: BaseException) -> str:

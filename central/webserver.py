@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from epic.central.deployments import Deployments
 from epic.central.listener import ListenError, listen
 from epic.central.view import CentralView
 
@@ -35,15 +36,15 @@ class _Server(uvicorn.Server):
 class HttpServer:
     def __init__(
         self,
-        view: CentralView,
+        served: CentralView | Deployments,
         host: str,
         port: int,
         sock: socket.socket | None = None,
         **app_options: object,
     ) -> None:
-        """``sock``: a socket already listening (``epic.central.listener.listen``), or None to
-        bind ``host:port`` here."""
-        self.view, self.host, self.requested_port = view, host, port
+        """``served``: a centre's view, or every deployment (``epic api``); ``sock``: a socket
+        already listening (``epic.central.listener.listen``), or None to bind ``host:port``."""
+        self.served, self.host, self.requested_port = served, host, port
         self.app_options = app_options  # create_app's: api_token, max_live_clients
         self._sock = sock
         self.port: int | None = None
@@ -63,7 +64,7 @@ class HttpServer:
         sock = self._sock or listen(self.host, self.requested_port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            create_app(self.view, **self.app_options),  # type: ignore[arg-type]
+            create_app(self.served, **self.app_options),  # type: ignore[arg-type]
             log_level="warning",
             timeout_graceful_shutdown=5,
         )

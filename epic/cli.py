@@ -83,6 +83,9 @@ def _service_command(name: str) -> Callable[..., None]:
 app.command("central", short_help="Run the centre: assemble, decode, store, serve maps.")(
     _service_command("central")
 )
+app.command("api", short_help="Serve every deployment of a database: REST, live monitor.")(
+    _service_command("api")
+)
 app.command("edge", short_help="Run one field device: encode and publish its latents.")(
     _service_command("edge")
 )

@@ -1,7 +1,7 @@
-"""docs/configuration.md lists every setting of the edge and the centre as their settings
-models have it: the environment variable, the option, the default, what it is. A field added,
-renamed or given another default fails here until the table says so (the failure prints the
-table to paste)."""
+"""docs/configuration.md lists every setting of the edge, the centre and ``epic api`` as
+their settings models have it: the environment variable, the option, the default, what it
+is. A field added, renamed or given another default fails here until the table says so (the
+failure prints the table to paste)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ import pytest
 import typer.main
 from pydantic import AliasChoices, BaseModel
 
+from epic.central.api_settings import ApiSettings
 from epic.central.settings import CentralSettings
 from epic.cli import app
 from epic.edge.config import EdgeConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-MODELS = [(EdgeConfig, "edge", "EPIC_EDGE_"), (CentralSettings, "central", "EPIC_CENTRAL_")]
+MODELS = [
+    (EdgeConfig, "edge", "EPIC_EDGE_"),
+    (CentralSettings, "central", "EPIC_CENTRAL_"),
+    (ApiSettings, "api", "EPIC_API_"),
+]
 
 
 def _variables(prefix: str, name: str, field: Any) -> str:
@@ -43,7 +48,7 @@ def table(model: type[BaseModel], command: str, prefix: str) -> str:
     return "\n".join(rows) + "\n"
 
 
-@pytest.mark.parametrize(("model", "command", "prefix"), MODELS, ids=["edge", "central"])
+@pytest.mark.parametrize(("model", "command", "prefix"), MODELS, ids=["edge", "central", "api"])
 def test_every_setting_is_in_the_table(model: type[BaseModel], command: str, prefix: str) -> None:
     expected = table(model, command, prefix)
     assert expected in DOC.read_text(), f"docs/configuration.md should have:\n\n{expected}"

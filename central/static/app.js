@@ -1,5 +1,7 @@
-// EPIC live monitor: the latest map, device health and latency, kept fresh over /ws/live,
-// with a plain HTTP poll whenever the socket is down. No libraries: the field has no internet.
+// EPIC live monitor: the latest map, device health and latency, kept fresh over the live
+// WebSocket, with a plain HTTP poll whenever the socket is down. No libraries: the field has
+// no internet. One deployment at a time: ?deployment=NAME, picked in the header where the
+// server (epic api) serves several.
 "use strict";
 
 const POLL_MS = 5000; // fallback poll while the socket is down
@@ -11,6 +13,7 @@ const RECENT_SHOWN = 12;
 const RECENT_KEPT = 200;
 
 const state = {
+  deployment: null, // the deployment shown; every path below is under it
   latest: null, // newest map summary seen
   pinned: null, // a summary the user clicked; null = follow live
   devices: new Map(), // id -> DeviceHealth, in the order the service lists them
@@ -67,6 +70,11 @@ function learnClock(response, sentAt) {
 
 // ---------- HTTP ----------
 
+// A path of the deployment shown: "/maps" -> "/api/deployments/NAME/maps".
+function api(path) {
+  return `/api/deployments/${encodeURIComponent(state.deployment)}${path}`;
+}
+
 async function getJSON(url) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), 8000);
@@ -83,9 +91,9 @@ async function getJSON(url) {
 }
 
 async function refreshMaps() {
-  const list = await getJSON("/api/maps?limit=100");
+  const list = await getJSON(api("/maps?limit=100"));
   if (list) list.maps.forEach(addMap);
-  const latest = await getJSON("/api/maps/latest");
+  const latest = await getJSON(api("/maps/latest"));
   if (latest) {
     delete latest.velocity;
     addMap(latest);
@@ -96,7 +104,7 @@ async function refreshMaps() {
 }
 
 async function refreshDevices() {
-  const body = await getJSON("/api/devices");
+  const body = await getJSON(api("/devices"));
   if (!body) return;
   state.devices.clear();
   body.devices.forEach((d) => state.devices.set(d.id, d));
@@ -104,7 +112,7 @@ async function refreshDevices() {
 }
 
 async function refreshHealth() {
-  const h = await getJSON("/api/health");
+  const h = await getJSON(api("/health"));
   if (!h) return;
   state.health = h;
   $("deployment").textContent = `${h.deployment} · ${h.model}`;
@@ -188,9 +196,9 @@ function compareAgainst(m) {
 function showMap(m) {
   const img = $("latest-map");
   const id = encodeURIComponent(m.sample_id);
-  const src = `/api/maps/${id}.png?version=${m.version}`;
+  const src = api(`/maps/${id}.png?version=${m.version}`);
   const against = compareAgainst(m);
-  const cmp = against && `/api/maps/${id}/compare.png?version=${m.version}&against=${against}`;
+  const cmp = against && api(`/maps/${id}/compare.png?version=${m.version}&against=${against}`);
   state.wanted = src;
   if (img.getAttribute("src") === src && $("compare-map").getAttribute("src") === cmp) {
     describeMap(m);
@@ -531,7 +539,8 @@ function stopPolling() {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}/ws/live`);
+  const where = `/ws/deployments/${encodeURIComponent(state.deployment)}/live`;
+  const socket = new WebSocket(`${scheme}//${location.host}${where}`);
   state.socket = socket;
   socket.onopen = () => {
     state.retries = 0;
@@ -574,7 +583,64 @@ function tickAges() {
   });
 }
 
-function start() {
+// ---------- which deployment ----------
+
+function describeDeployment(d) {
+  const maps = `${d.maps_stored} ${d.maps_stored === 1 ? "map" : "maps"}`;
+  return `${d.deployment} · ${d.status} · ${maps} · ${d.devices_online}/${d.devices} devices`;
+}
+
+// The picker lists every deployment served, with its state; it shows only where there are
+// several (a centre serves its own). Picking one reloads the page for it.
+async function refreshDeployments() {
+  const body = await getJSON("/api/deployments");
+  const list = body ? body.deployments : [];
+  const picker = $("deployment-picker");
+  picker.replaceChildren(
+    ...list.map((d) => {
+      const option = document.createElement("option");
+      option.value = d.deployment;
+      option.textContent = describeDeployment(d);
+      option.selected = d.deployment === state.deployment;
+      if (d.status !== "ok") option.className = "bad";
+      return option;
+    }),
+  );
+  picker.hidden = list.length < 2;
+  return list.map((d) => d.deployment);
+}
+
+async function chooseDeployment() {
+  const asked = new URLSearchParams(location.search).get("deployment");
+  for (;;) {
+    let names = [];
+    try {
+      names = await refreshDeployments();
+    } catch (err) {
+      console.warn(err);
+    }
+    if (names.length) {
+      state.deployment = names.includes(asked) ? asked : names[0];
+      if (asked && asked !== state.deployment) {
+        $("health").textContent = `no deployment ${asked} here; showing ${state.deployment}`;
+      }
+      $("deployment-picker").value = state.deployment;
+      return;
+    }
+    setConn("polling", "no deployment yet: waiting for a centre to report");
+    await new Promise((done) => setTimeout(done, POLL_MS));
+  }
+}
+
+function pickDeployment(event) {
+  const params = new URLSearchParams(location.search);
+  params.set("deployment", event.target.value);
+  location.search = params.toString();
+}
+
+async function start() {
+  $("deployment-picker").addEventListener("change", pickDeployment);
+  await chooseDeployment();
   $("follow-live").addEventListener("click", () => state.latest && pin(state.latest));
   quietly(refreshHealth());
   quietly(refreshMaps());
@@ -582,7 +648,10 @@ function start() {
   connect();
   setInterval(tickAges, 1000);
   setInterval(drawChart, 5000);
-  setInterval(() => quietly(refreshHealth()), HEALTH_MS);
+  setInterval(() => {
+    quietly(refreshHealth());
+    quietly(refreshDeployments());
+  }, HEALTH_MS);
   setInterval(() => {
     quietly(refreshDevices());
     quietly(refreshMaps());

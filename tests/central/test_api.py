@@ -221,7 +221,7 @@ def test_page_static_files_and_openapi(client: TestClient) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert 'id="latest-map"' in page.text and 'id="device-table"' in page.text
     script = client.get("/static/app.js")
-    assert script.status_code == 200 and "/ws/live" in script.text
+    assert script.status_code == 200 and "/ws/deployments/" in script.text
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/static/nothing.js").status_code == 404
     schema = client.get("/openapi.json").json()

@@ -17,15 +17,24 @@ from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS, serve
 pytestmark = pytest.mark.slow
 
 WAIT_MS = 15_000
+DEPLOYMENT_ENDPOINTS = [
+    ("get", "/maps/latest"),
+    ("get", "/maps/{sample_id}"),
+    ("delete", "/maps/{sample_id}"),
+    ("get", "/maps/{sample_id}.png"),
+    ("get", "/maps/{sample_id}/compare.png"),
+    ("get", "/maps"),
+    ("get", "/devices"),
+    ("get", "/health"),
+]
+# Each deployment's routes under its name, and again for the only one served.
 ENDPOINTS = [
-    ("get", "/api/maps/latest"),
-    ("get", "/api/maps/{sample_id}"),
-    ("delete", "/api/maps/{sample_id}"),
-    ("get", "/api/maps/{sample_id}.png"),
-    ("get", "/api/maps/{sample_id}/compare.png"),
-    ("get", "/api/maps"),
-    ("get", "/api/devices"),
-    ("get", "/api/health"),
+    *(
+        (method, prefix + path)
+        for prefix in ("/api", "/api/deployments/{deployment}")
+        for method, path in DEPLOYMENT_ENDPOINTS
+    ),
+    ("get", "/api/deployments"),
     ("get", "/metrics"),
 ]
 

@@ -128,7 +128,8 @@ def test_monitor_shows_the_map_and_live_device_changes(
     expect(page.locator("#compare-figure")).to_be_visible()
     expect(compare).to_have_attribute("data-against", "previous")
     expect(compare).to_have_attribute(
-        "src", "/api/maps/line7.shot-011/compare.png?version=1&against=previous"
+        "src",
+        "/api/deployments/test-dep/maps/line7.shot-011/compare.png?version=1&against=previous",
     )
     expect(page.locator("#compare-caption")).to_contain_text("what changed")
     # The oldest map has nothing before it: no comparison (and no request that must fail).
@@ -148,7 +149,7 @@ def test_monitor_shows_the_map_and_live_device_changes(
     view.add_map(make_map("line7.shot-012", missing=["dev-3"], end_to_end_ms=420.0, seed=12))
     expect(page.locator("#sample-id")).to_have_text("line7.shot-012", timeout=WAIT_MS)
     expect(page.locator("#latest-map")).to_have_attribute(
-        "src", "/api/maps/line7.shot-012.png?version=1"
+        "src", "/api/deployments/test-dep/maps/line7.shot-012.png?version=1"
     )
     _map_loaded(page)
     expect(page.locator("#map-partial")).to_have_text("PARTIAL")
@@ -196,9 +197,9 @@ def test_monitor_shows_the_map_and_live_device_changes(
     view.add_map(make_map("line7.shot-013", end_to_end_ms=200.0, ssim=0.8, seed=13))
     seen = page.evaluate("() => window.seen")
     assert seen == {
-        "src": "/api/maps/line7.shot-013.png?version=1",
+        "src": "/api/deployments/test-dep/maps/line7.shot-013.png?version=1",
         "loaded": True,
-        "cmp": "/api/maps/line7.shot-013/compare.png?version=1&against=truth",
+        "cmp": "/api/deployments/test-dep/maps/line7.shot-013/compare.png?version=1&against=truth",
         "cmpLoaded": True,
     }
     expect(page.locator("#compare-caption")).to_contain_text("the true map")
