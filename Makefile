@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
-# Mosquitto and Chromium, which the tests run for real (Debian packages; needs root or sudo).
+# Mosquitto, Chromium, PostgreSQL and NATS server, which the tests run for real (Debian
+# packages; needs root or sudo).
 system-deps:
 	bash scripts/system-deps.sh
 

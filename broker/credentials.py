@@ -5,6 +5,8 @@
 
 - ``passwd``: Mosquitto 2's password file (``$7$`` hashes, ``epic.broker.passwords``);
 - ``acl``: the topic rules (``epic.broker.acl.render_acl``);
+- ``nats-auth.conf``: the same users and rules for a NATS cluster (MQTT with JetStream),
+  bcrypt-hashed (``epic.broker.nats_auth``);
 - ``credentials.json``: ``{"<user>": "<password>"}``, the clear passwords to hand to each
   device and to the centre. Keep it off the broker host once they are handed out.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from epic.broker.acl import CENTRAL_USER, render_acl
 from epic.broker.ids import check_id
+from epic.broker.nats_auth import DEFAULT_BCRYPT_ROUNDS, render_nats_auth
 from epic.broker.passwords import DEFAULT_ITERATIONS, hash_password
 from epic.shared.errors import BrokerFileError
 
@@ -37,7 +40,7 @@ __all__ = [
     "write_credentials",
 ]
 
-FILES = ("passwd", "acl", "credentials.json")
+FILES = ("passwd", "acl", "nats-auth.conf", "credentials.json")
 _PASSWORD_BYTES = 24  # 192 bits, 32 URL-safe characters
 
 
@@ -47,6 +50,7 @@ class CredentialFiles:
 
     passwd: Path
     acl: Path
+    nats_auth: Path
     credentials: Path
     passwords: dict[str, str]
 
@@ -78,8 +82,10 @@ def write_credentials(
     central: str = CENTRAL_USER,
     overwrite: bool = False,
     iterations: int = DEFAULT_ITERATIONS,
+    bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS,
 ) -> CredentialFiles:
-    """Write ``passwd``, ``acl`` and ``credentials.json`` for a deployment into ``out``.
+    """Write ``passwd``, ``acl``, ``nats-auth.conf`` and ``credentials.json`` for a
+    deployment into ``out``.
 
     Refuses (``ValueError``) bad ids, a device named like the centre, and no devices;
     refuses (:class:`BrokerFileError`) to replace existing files unless ``overwrite``: new
@@ -107,6 +113,7 @@ def write_credentials(
     contents = {
         "passwd": render_passwd(passwords, iterations=iterations),
         "acl": render_acl(deployment, device_ids, central=central),
+        "nats-auth.conf": render_nats_auth(deployment, passwords, central, rounds=bcrypt_rounds),
         "credentials.json": json.dumps(passwords, indent=2) + "\n",
     }
     for name, text in contents.items():
@@ -114,6 +121,7 @@ def write_credentials(
     return CredentialFiles(
         passwd=out / "passwd",
         acl=out / "acl",
+        nats_auth=out / "nats-auth.conf",
         credentials=out / "credentials.json",
         passwords=passwords,
     )

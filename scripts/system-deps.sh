@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System programs the test suite runs for real: Mosquitto (the field broker), Chromium
-# (the monitor page's browser test) and PostgreSQL (the store's server engine). Installed from Debian's packages when missing.
+# (the monitor page's browser test), PostgreSQL (the store's server engine) and NATS server
+# (a broker cluster: MQTT with JetStream). Installed from Debian's packages when missing.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
@@ -9,6 +10,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
     || need+=(postgresql)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

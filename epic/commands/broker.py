@@ -82,11 +82,12 @@ def credentials(
         bool, typer.Option(help="Replace existing files (old passwords stop working).")
     ] = False,
 ) -> None:
-    """Make Mosquitto credentials: users `central` and one per device, passwd, acl, json.
+    """Make broker credentials: users `central` and one per device.
 
     Writes OUT/passwd (Mosquitto $7$ hashes), OUT/acl (each device writes only its own
-    topics and reads nothing; central reads the deployment and writes only maps) and
-    OUT/credentials.json (the clear passwords to hand out), all mode 0600.
+    topics and reads nothing; central reads the deployment and writes only maps),
+    OUT/nats-auth.conf (the same for a NATS cluster, bcrypt) and OUT/credentials.json
+    (the clear passwords to hand out), all mode 0600.
     """
     from epic.broker.credentials import write_credentials
     from epic.broker.ids import check_id, default_device_ids
@@ -114,6 +115,7 @@ def credentials(
         raise typer.BadParameter("'central' is the centre's user name", param_hint="--device-ids")
     files = write_credentials(out, deployment, ids, overwrite=overwrite)
     typer.echo(
-        f"wrote {files.passwd}, {files.acl} and {files.credentials} (mode 0600) for "
+        f"wrote {files.passwd}, {files.acl}, {files.nats_auth} and {files.credentials} "
+        "(mode 0600) for "
         f"deployment {deployment}: users central, {', '.join(ids)}"
     )

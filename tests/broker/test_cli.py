@@ -32,7 +32,7 @@ def test_credentials_writes_three_private_files(tmp_path: Path) -> None:
         "broker", "credentials", "--deployment", "site-a", "--devices", "2", "--out", str(out)
     )
     assert result.returncode == 0, result.stderr
-    for name in ("passwd", "acl", "credentials.json"):
+    for name in ("passwd", "acl", "nats-auth.conf", "credentials.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
     assert set(json.loads((out / "credentials.json").read_text())) == {"central", "dev-0", "dev-1"}
     assert "topic write epic/site-a/latent/+/dev-1" in (out / "acl").read_text()
