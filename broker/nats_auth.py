@@ -98,9 +98,7 @@ def render_nats_auth(
         if device == central:
             continue
         access = device_access(deployment, check_id(device, "device id"))
-        users.append(
-            _user(device, password, _subjects(access.write), [], rounds)
-        )
+        users.append(_user(device, password, _subjects(access.write), [], rounds))
     return (
         f"# EPIC deployment {deployment}: written by `epic broker credentials`.\n"
         '# Include it in every node\'s configuration: include "nats-auth.conf"\n'
