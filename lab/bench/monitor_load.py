@@ -1,6 +1,7 @@
 """Does watching the centre slow it down? Decode time with and without web traffic.
 
-    python -m epic.lab.bench.monitor_load [--rate 5] [--phase-s 30] [--json FILE]
+    python -m epic.lab.bench.monitor_load [--rate 5] [--phase-s 30] [--serve-from api]
+        [--json FILE]
 
 A broker and ``epic central`` run as subprocesses (as in the field) with the shipped
 EPIC-Net lite; this process publishes samples of 5 int8 envelopes at ``--rate`` Hz and reads
@@ -12,6 +13,10 @@ arrived in:
    10 PNGs a second of maps whose pictures are not cached (it cycles through more stored
    maps than the centre's picture cache holds);
 3. ``idle again``: to see that nothing stays behind.
+
+``--serve-from api``: the browser and the picture client ask an ``epic api`` process on the
+centre's SQLite file instead of the centre (as a field installation can, on the same
+machine or another): the centre then serves no web traffic at all.
 
 The figure that matters is decode p95 watched over decode p95 idle (the bar: at most 1.5).
 The browser stands for an operator's machine: here it shares the centre's 2 cores, so its
@@ -34,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from epic.lab.bench.decode import CHECKPOINT, _start_broker, _start_centre, stop_processes
+from epic.lab.bench.scaling import start_api
 from epic.lab.bench.stats import write_json
 
 PRIMED = 160  # maps stored before the phases: 2.5x the centre's picture cache (64)
@@ -187,6 +193,12 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=5.0, help="samples a second")
     ap.add_argument("--phase-s", type=float, default=30.0, help="seconds of each phase")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--serve-from",
+        choices=["centre", "api"],
+        default="centre",
+        help="who serves the monitor: the centre itself, or an epic api process on its database",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     from epic.shared.bundle import write_bundle
@@ -196,13 +208,20 @@ def main() -> None:
         bundle = work / "bundle"
         write_bundle(CHECKPOINT, bundle, "bench")
         broker, url = _start_broker("amqtt", work)
-        centre = None
+        centre = api = None
         try:
             centre, http = _start_centre(bundle, url, args.threads, work)
+            if args.serve_from == "api":
+                api, http = start_api(str(work / "central.sqlite"))
             result = asyncio.run(_run(url, http, bundle, args.rate, args.phase_s))
         finally:
-            stop_processes(centre, broker)
-    result = {"machine": {"cpus": os.cpu_count()}, "rate_hz": args.rate, **result}
+            stop_processes(api, centre, broker)
+    result = {
+        "machine": {"cpus": os.cpu_count()},
+        "rate_hz": args.rate,
+        "served_from": args.serve_from,
+        **result,
+    }
     for name in ("idle", "watched", "idle again"):
         r = result[name]
         print(
