@@ -46,6 +46,7 @@ from epic.central.schemas import (
 )
 from epic.central.store import MapStore
 from epic.central.view import ServiceStarting
+from epic.shared.errors import UserError
 
 __all__ = ["StoredDeployment", "StoredDeployments"]
 
@@ -222,6 +223,7 @@ class StoredDeployments(Deployments):
         await asyncio.to_thread(self._check)
         await self._discover()
         self._task = asyncio.create_task(self._follow(), name="follow-database")
+        self._task.add_done_callback(_said_if_failed)
 
     def _check(self) -> None:
         conn = self.database.open("unnamed")  # migrates; no row needs a deployment here
@@ -246,7 +248,12 @@ class StoredDeployments(Deployments):
             if self.only is not None and name not in self.only:
                 continue
             view = StoredDeployment(MapStore(self.location, name), self.metrics)
-            await view.start()
+            try:
+                await view.start()
+            except (DatabaseError, UserError) as exc:  # the next refresh tries again
+                self._warn.warning("open", "deployment %s not served yet: %s", name, exc)
+                await view.close()
+                continue
             self._views[name] = view
             log.info("serving deployment %s", name)
         self._served.set(len(self._views))
@@ -307,3 +314,9 @@ class StoredDeployments(Deployments):
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(DatabaseError):
                     await self.refresh()
+
+
+def _said_if_failed(task: asyncio.Task[None]) -> None:
+    """Live events stop with the task: never silently."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("following the database stopped: %r; live events end", task.exception())
