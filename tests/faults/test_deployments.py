@@ -23,7 +23,7 @@ import websockets
 from epic.shared.bundle import write_bundle
 from epic.shared.manifest import load_manifest
 from tests.central.service.conftest import ROOT, Feed
-from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS
+from tests.central.test_page import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.support.brokers import BrokerProcess
 
 from .api_process import ApiProcess
@@ -166,6 +166,9 @@ def _the_monitor_shows_each(api: ApiProcess, expected: dict[str, list[str]]) -> 
                 expect(page.locator("#deployment")).to_contain_text(name, timeout=15_000)
                 expect(page.locator("#sample-id")).to_have_text(samples[-1], timeout=15_000)
                 expect(page.locator("#recent-maps li")).to_have_count(len(samples))
+            # What docs/monitor-deployments.png shows (kept under runs/, never committed here)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "monitor-deployments.png"), full_page=True)
             assert problems == []
         finally:
             chromium.close()
