@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, LargeBinary, func, literal, select
 
 from epic.central.database import (
     Database,
@@ -69,6 +69,13 @@ _COLUMNS = [
     "ssim",
 ]
 _SELECT = select(*(maps.c[name] for name in _COLUMNS))
+# The same row without its 19 kB of velocities: what lists and live events need.
+_SUMMARY_SELECT = select(
+    *(
+        literal(b"", LargeBinary).label(name) if name == "velocity" else maps.c[name]
+        for name in _COLUMNS
+    )
+)
 
 Row = tuple[Any, ...]
 
@@ -312,7 +319,7 @@ class MapStore:
             .where(other.c.deployment == maps.c.deployment, other.c.sample_id == maps.c.sample_id)
             .scalar_subquery()
         )
-        query = _SELECT.where(self._mine, is_newest)  # one row per sample, its newest version
+        query = _SUMMARY_SELECT.where(self._mine, is_newest)  # a row per sample: its newest
         if bound is not None:
             query = query.where(maps.c.first_seq < bound)
         rows = self._query(query.order_by(maps.c.first_seq.desc()).limit(limit))
@@ -402,7 +409,9 @@ class MapStore:
         self, seq: int, limit: int = 200
     ) -> builtins.list[tuple[int, MapSummary]]:
         """(seq, map) of the maps (every version) stored after ``seq``, oldest first."""
-        query = _SELECT.where(self._mine, maps.c.seq > seq).order_by(maps.c.seq).limit(limit)
+        query = (
+            _SUMMARY_SELECT.where(self._mine, maps.c.seq > seq).order_by(maps.c.seq).limit(limit)
+        )
         return [(int(r[2]), _summary(r)) for r in await self._run(self._query, query)]
 
     async def device_snapshots(self) -> builtins.list[tuple[str, str, int]]:
