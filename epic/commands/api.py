@@ -6,19 +6,18 @@ Every option can also come from the environment as ``EPIC_API_<OPTION>``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from epic.central.api_settings import ApiSettings
-from epic.commands.options import given_options, settings_defaults
+from epic.commands.options import given_options, service_option, settings_defaults
 from epic.shared.settings_refusal import settings_refusal
 
 _D = settings_defaults(ApiSettings)
 
 
-def _opt(help: str, shown: str | None = None, **kw: Any) -> Any:
-    return typer.Option(help=help, show_default=shown if shown is not None else True, **kw)
+_opt = service_option
 
 
 def api(

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from epic.central.settings import CentralSettings
-from epic.commands.options import given_options, settings_defaults
+from epic.commands.options import given_options, service_option, settings_defaults
 from epic.shared.pool import DEFAULT_SIZE
 from epic.shared.settings_refusal import settings_refusal
 
@@ -41,9 +41,7 @@ CLOCK_DEFAULT = Clock(_D["clock"])
 DECODER_DEFAULT = DecoderKind(_D["decoder"])
 
 
-def _opt(help: str, shown: str | None = None, **kw: Any) -> Any:
-    """An option; ``shown`` describes a default that is not a plain value."""
-    return typer.Option(help=help, show_default=shown if shown is not None else True, **kw)
+_opt = service_option
 
 
 def central(

@@ -96,3 +96,9 @@ def given_options(ctx: typer.Context, values: Mapping[str, Any]) -> dict[str, An
         if source is not None and source.name == "COMMANDLINE":
             given[name] = value.value if isinstance(value, enum.Enum) else value
     return given
+
+
+def service_option(help: str, shown: str | None = None, **kw: Any) -> Any:
+    """A service command's option (``epic central``, ``epic api``); ``shown`` describes a
+    default that is not a plain value."""
+    return typer.Option(help=help, show_default=shown if shown is not None else True, **kw)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from epic.shared.launcher import free_port
+from tests.support.processes import stop_process
 
 __all__ = ["ApiProcess"]
 
@@ -58,13 +58,7 @@ class ApiProcess:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, kill=False, timeout=20)
         return self.process.returncode
 
     async def get(self, path: str, **params: Any) -> Any:
