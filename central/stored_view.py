@@ -130,10 +130,9 @@ class StoredDeployment:
             text, updated_ns = found
             try:
                 health = Health.model_validate_json(text)
+                self._health = health.model_copy(update={"reported_ns": updated_ns})
             except ValidationError:
                 log.warning("%s: its centre's health is unreadable; ignored", self.deployment)
-                return
-            self._health = health.model_copy(update={"reported_ns": updated_ns})
         if self._health is not None and self.stale:
             self._health = self._health.model_copy(
                 update={"status": "degraded", "broker_connected": False}
