@@ -157,6 +157,11 @@ def test_central_onnx_decodes_as_pytorch_does(tmp_path):
     assert onnx_runtime.runtime == "onnxruntime"
     for a, b in zip(torch_maps, onnx_runtime.decode(batch), strict=True):
         assert np.abs(a.velocity - b.velocity).max() < 0.05  # m/s, of 1500-4500
+    # One sample alone takes the session whose batch dimension is fixed at 1.
+    for a, s in zip(torch_maps, batch, strict=True):
+        (alone,) = onnx_runtime.decode([s])
+        assert np.abs(a.velocity - alone.velocity).max() < 0.05
+    assert len(onnx_runtime.profile(runs=2, warmup=1)) == 2
     (bundle / "central.onnx").write_bytes(b"not the exported graph")
     with pytest.raises(DataError, match="not the file this manifest"):
         load_central_onnx(bundle, manifest)
