@@ -8,6 +8,8 @@ maps per second the whole service sustains through a real broker.
    batches of 1, 8 and 16 samples of the shipped model, all devices present, latents drawn
    in the encoder's tanh range; p50/p95 over ``--runs`` runs after a warm-up, with PyTorch
    and with onnxruntime (the bundle's ``central.onnx``) one after the other in one run.
+   Then batch 1 again, each decode after a pause (``--pauses``, ms), as a live centre
+   decodes: back to back the weights stay in the CPU's caches, after a pause they do not.
 2. Service: a broker and ``epic central`` as subprocesses (as in the field); this process
    publishes ``--samples`` samples x N devices of int8 envelopes as fast as the broker takes
    them and counts the maps the centre publishes on ``epic/<dep>/map/+``. Maps per second =
@@ -104,6 +106,36 @@ def bench_decode(bundle: Path, threads: int, runs: int, sizes: list[int]) -> dic
             )
         ratio = out["torch"][size]["p50_ms"] / out["onnxruntime"][size]["p50_ms"]
         print(f"decode batch {size:>2}: onnxruntime {ratio:.2f}x faster than torch")
+    return out
+
+
+def bench_pauses(bundle: Path, threads: int, runs: int, pauses_ms: list[float]) -> dict:
+    """Batch-1 onnxruntime decode time after the thread slept ``pause`` ms, as a live centre
+    decodes: one sample every 200 ms at 5 Hz, every 2 s at 0.5 Hz, nothing in between."""
+    import torch
+    from tqdm import tqdm
+
+    from epic.central.decoder import DecoderRuntime
+    from epic.shared.bundle import load_central_model, load_central_onnx
+
+    torch.set_num_threads(threads)
+    manifest, model = load_central_model(bundle)
+    runtime = DecoderRuntime(
+        model, manifest.device_ids, session=load_central_onnx(bundle, manifest, threads)
+    )
+    out = {}
+    for pause in pauses_ms:
+        times = []
+        runtime.profile(runs=1, warmup=3)
+        for _ in tqdm(range(runs), desc=f"decode after {pause:g} ms", unit="run", leave=False):
+            time.sleep(pause / 1000)
+            times.append(runtime.profile(runs=1, warmup=0)[0])
+        p50, p95 = np.percentile(times, [50, 95])
+        out[f"{pause:g}"] = {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2)}
+        print(
+            f"decode onnxruntime batch  1 after a {pause:g} ms pause: "
+            f"p50 {p50:5.1f} ms  p95 {p95:5.1f} ms"
+        )
     return out
 
 
@@ -312,6 +344,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,8,16")
     ap.add_argument("--samples", type=int, default=400)
     ap.add_argument("--broker", choices=["amqtt", "mosquitto"], action="append")
+    ap.add_argument("--pauses", default="0,20,200", help="ms before a batch-1 decode")
     ap.add_argument("--skip-service", action="store_true")
     ap.add_argument("--devices", type=int, default=5, help="N: other than 5, untrained")
     ap.add_argument("--json", type=Path, help="write the figures here")
@@ -332,6 +365,8 @@ def main() -> None:
         }
         sizes = [int(s) for s in args.sizes.split(",")]
         figures["decode"] = bench_decode(bundle, args.threads, args.runs, sizes)
+        pauses = [float(p) for p in args.pauses.split(",") if p]
+        figures["after_pause"] = bench_pauses(bundle, args.threads, args.runs, pauses)
         if not args.skip_service:
             figures["service"] = [
                 bench_service(bundle, args.threads, args.samples, b)
