@@ -213,6 +213,11 @@ def main() -> None:
             centre, http = _start_centre(bundle, url, args.threads, work)
             if args.serve_from == "api":
                 api, http = start_api(str(work / "central.sqlite"))
+            # This process stands for the edges and the operator's machine (its picture
+            # client, Playwright's driver and Chromium, all started below it): like the
+            # browser, it runs at the lowest priority, so that what competes with the
+            # decoder is the centre's own serving, not the load generator.
+            os.nice(19)
             result = asyncio.run(_run(url, http, bundle, args.rate, args.phase_s))
         finally:
             stop_processes(api, centre, broker)
