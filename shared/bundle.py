@@ -318,9 +318,10 @@ class CentralOnnx:
     A single sample, the live case, runs a session whose batch dimension is fixed at 1 when
     it loads, so onnxruntime folds the graph's shape arithmetic away (about 1,650 nodes
     become 280: 4.5 against 5.1 ms a sample on 2 cores). It runs on one thread, which
-    leaves the other cores to the event loop, the broker and the web server; two threads
-    bought 0.1 ms idle and lost more when anything else ran. Queued samples decode
-    together on the second session, over ``threads`` threads."""
+    leaves the other cores to the event loop, the broker and the web server: two threads
+    bought at most 0.2 ms alone, and a decode spread over two threads waits for both
+    cores. Queued samples decode together on the second session, over ``threads``
+    threads."""
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         self.one = _ort_session(path, threads=1, batch=1)
