@@ -76,8 +76,14 @@ class Ranks:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return device
 
-    def leave(self) -> None:
+    def leave(self, together: bool = True) -> None:
+        """Tear the process group down; ``together`` (a run that ended well) first waits
+        for every process, since one that tears gloo down while another is still in its
+        last collective can abort that one ("terminate called without an active
+        exception"). A failed run leaves at once: the others may never arrive."""
         if self.world > 1 and dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
     def all_sum(self, values: list[float]) -> list[float]:

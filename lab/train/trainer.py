@@ -245,9 +245,12 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = tqdm.write) -> TrainRes
     try:
         if not ranks.main:
             cfg, log = dataclasses.replace(cfg, progress=False), _silent
-        return _train(cfg, log, ranks, device)
-    finally:
-        ranks.leave()
+        result = _train(cfg, log, ranks, device)
+    except BaseException:
+        ranks.leave(together=False)
+        raise
+    ranks.leave()
+    return result
 
 
 def _silent(_: str) -> None:

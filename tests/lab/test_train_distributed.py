@@ -94,6 +94,7 @@ def _batchnorm_worker(rank: int, store: str, out: str) -> None:
         {"y": y.detach(), "dx": mine.grad, "dw": net[0].weight.grad, "bn": net[0].state_dict()},
         f"{out}.{rank}",
     )
+    dist.barrier()  # as Ranks.leave: neither tears gloo down under the other's last all-reduce
     dist.destroy_process_group()
 
 
