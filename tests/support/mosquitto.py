@@ -17,7 +17,6 @@ that enforces the security, and a skipped test would hide that it was never chec
 from __future__ import annotations
 
 import getpass
-import shutil
 import socket
 import subprocess
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from epic.broker.mosquitto_config import render_mosquitto_conf
-from tests.support.processes import stop_process
+from tests.support.processes import stop_process, system_program
 from tests.support.tls import TlsFiles
 
 __all__ = ["MosquittoProcess", "find_mosquitto", "free_port", "mosquitto_factory"]
@@ -35,13 +34,7 @@ __all__ = ["MosquittoProcess", "find_mosquitto", "free_port", "mosquitto_factory
 
 def find_mosquitto() -> str:
     """The broker's path, or fail the test with how to install it."""
-    path = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
-    if path is None:
-        pytest.fail(
-            "Mosquitto is not installed: run `make system-deps` (scripts/system-deps.sh), "
-            "which installs Debian's mosquitto package"
-        )
-    return path
+    return system_program("mosquitto", "mosquitto")
 
 
 def free_port() -> int:

@@ -17,22 +17,15 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.mosquitto import free_port
-from tests.support.processes import stop_process
+from tests.support.processes import stop_process, system_program
 
 __all__ = ["NatsCluster", "find_nats_server"]
 
 
 def find_nats_server() -> str:
-    path = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/bin")
-    if path is None:
-        pytest.fail(
-            "nats-server is not installed: run `make system-deps` (scripts/system-deps.sh), "
-            "which installs Debian's nats-server package"
-        )
-    return path
+    return system_program("nats-server", "nats-server")
 
 
 class NatsCluster:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.support.processes import system_program
 
 __all__ = ["TlsFiles", "make_tls"]
 
@@ -22,9 +21,8 @@ class TlsFiles:
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is not installed: run `make system-deps` (scripts/system-deps.sh)")
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    openssl = system_program("openssl", "openssl")
+    result = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
 
