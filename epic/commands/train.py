@@ -146,6 +146,17 @@ def train(
             help="What the learning rate's cosine spans: the epochs, or --max-minutes (time)."
         ),
     ] = Schedule["steps"],
+    ssim_weight: Annotated[
+        float, typer.Option(min=0, help="Weight of a (1 - SSIM) term in the loss; 0: none.")
+    ] = 0.0,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Start from this checkpoint's weights (the same model): a fine-tune.",
+        ),
+    ] = None,
 ) -> None:
     """Train a model; per epoch one line of figures, the best epoch saved to --out.
 
@@ -192,6 +203,8 @@ def train(
             simulate_minutes=simulate_minutes,
             weights_dtype=weights_dtype.value,
             schedule=schedule.value,
+            ssim_weight=ssim_weight,
+            init=init,
         )
         result = run_training(cfg)
     except TrainingDiverged as exc:

@@ -4,18 +4,21 @@ the command-line option at fault."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from epic.lab.inference import resolve_device
 from epic.shared.errors import ConfigError
 from epic.shared.models.base import FWIModel
 from epic.shared.models.registry import build_model, model_class
 
-__all__ = ["TrainConfig", "build", "device_of", "train_autocast"]
+__all__ = ["TrainConfig", "attention_kernels", "build", "device_of", "train_autocast"]
 
 
 @dataclass
@@ -59,6 +62,12 @@ class TrainConfig:
     # "steps": the learning rate's cosine spans the epochs; "time": it spans max_minutes
     # (a fixed wall budget, as on a GPU machine lent for minutes).
     schedule: str = "steps"
+    # Weight of the (1 - SSIM) term of the loss (lab.train.loss); 0: L1 + L2 only.
+    ssim_weight: float = 0.0
+    # Start from this checkpoint's weights (same model, preset and devices) instead of a
+    # random initialization: a fine-tune, with its own optimizer and schedule. A resumed
+    # run (the same command with --resume) takes its weights from its state instead.
+    init: Path | None = None
 
     def __post_init__(self) -> None:
         self.data = [Path(d) for d in self.data]
@@ -70,6 +79,8 @@ class TrainConfig:
                 "read folders (--data) or simulate maps (--maps, --family), not both", "--maps"
             )
         self.out = Path(self.out)
+        if self.init is not None:
+            self.init = Path(self.init)
         if self.device_dropout is None:
             self.device_dropout = 0.5 if self.model == "epic" else 0.0
         checks = [
@@ -89,6 +100,7 @@ class TrainConfig:
             ),
             ("weights_dtype", self.weights_dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
             ("schedule", self.schedule in ("steps", "time"), "steps or time"),
+            ("ssim_weight", self.ssim_weight >= 0, ">= 0"),
         ]
         if self.schedule == "time" and not self.max_minutes:
             raise ConfigError("schedule=time: needs --max-minutes", "--schedule")
@@ -105,6 +117,7 @@ class TrainConfig:
             data=[str(d.resolve()) for d in self.data],
             maps=[str(m.resolve()) for m in self.maps],
             out=str(self.out.resolve()),
+            init=str(self.init.resolve()) if self.init else None,
         )
         return values
 
@@ -162,3 +175,15 @@ def train_autocast(cfg: TrainConfig, device: torch.device) -> bool:
     if not cfg.amp:
         return False
     return device.type == "cuda" or (device.type == "cpu" and _cpu_has_bf16())
+
+
+@contextlib.contextmanager
+def attention_kernels(device: torch.device) -> Iterator[None]:
+    """On CPU, attention as plain matrix products: EPIC-Net's attentions have few keys (40
+    tokens) and many queries, where torch's CPU flash kernel is the slower one (an
+    EPIC-Net lite step under bfloat16: 0.77 against 0.68 s, ``lab.bench.train_step``)."""
+    if device.type != "cpu":
+        yield
+        return
+    with sdpa_kernel([SDPBackend.MATH]):
+        yield

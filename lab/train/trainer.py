@@ -1,8 +1,9 @@
 """Training any registered model (``epic``, ``inversionnet``, ``fla``, ``sla``) the same way,
 so that their figures compare.
 
-* Loss: L1 + L2 (MSE), equal weights, on normalized velocities ([-1, 1]): L1 keeps edges
-  sharp, L2 punishes the large errors that hurt RMSE.
+* Loss: L1 + L2 (MSE), equal weights, on normalized velocities ([-1, 1]), plus
+  ``ssim_weight`` times (1 - SSIM) when asked (``epic.lab.train.loss``).
+* Weights: random, or a trained checkpoint's (``init``, ``epic.lab.train.warm_start``).
 * AdamW, with a per-step learning rate that warms up linearly over the first steps (at most
   one epoch, 200 steps) and then follows a cosine down to 1 % of ``lr`` at the last step; the
   attention layers of EPIC-Net train badly from a cold start at full rate. Gradients are
@@ -34,18 +35,25 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from epic.lab.inference import Figures, normalize
 from epic.lab.train import augment
-from epic.lab.train.config import TrainConfig, build, device_of, train_autocast
+from epic.lab.train.config import (
+    TrainConfig,
+    attention_kernels,
+    build,
+    device_of,
+    train_autocast,
+)
 from epic.lab.train.distributed import Ranks, local_batch, shard_order, sync_batchnorm
+from epic.lab.train.loss import map_loss
 from epic.lab.train.runmeta import check_resumable, checkpoint_meta, epoch_line
 from epic.lab.train.splits import open_folders, split_folders
 from epic.lab.train.state import last_path, load_state, rng_state, save_state, set_rng_state
+from epic.lab.train.warm_start import warm_start
 from epic.shared.errors import ConfigError
 from epic.shared.models.base import FWIModel
 from epic.shared.models.checkpoint import save_checkpoint
@@ -183,15 +191,19 @@ def _train_epoch(
         if cfg.augment:
             x = augment.add_noise(x, cfg.noise, gen, shard)
         present = augment.dropout_mask(len(x), model.n_devices, dropout, gen, shard)
-        with torch.autocast(device.type, torch.bfloat16, enabled=train_autocast(cfg, device)):
+        with (
+            attention_kernels(device),
+            torch.autocast(device.type, torch.bfloat16, enabled=train_autocast(cfg, device)),
+        ):
             pred = net(x, present.to(device)).float()
-        loss = F.l1_loss(pred, y) + F.mse_loss(pred, y)
+        loss = map_loss(pred, y, model.normalization, cfg.ssim_weight)
         # One process alone stops at once; several must not leave the others waiting in
         # the gradients' all-reduce, so they stop on the (shared) gradient norm instead.
         if ranks.world == 1 and not torch.isfinite(loss):
             raise TrainingDiverged(f"{desc}: the loss became {loss.item()}; try a lower --lr")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with attention_kernels(device):
+            loss.backward()
         if cfg.clip > 0 or ranks.world > 1:
             norm = torch.nn.utils.clip_grad_norm_(
                 model.parameters(), cfg.clip if cfg.clip > 0 else math.inf
@@ -221,7 +233,7 @@ def _validate(
         x, y = normalize(model, data, velocity)
         with torch.autocast(device.type, torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             pred = model(x).float()
-        loss_sum += float((F.l1_loss(pred, y) + F.mse_loss(pred, y)).item()) * len(x)
+        loss_sum += float(map_loss(pred, y, model.normalization, cfg.ssim_weight)) * len(x)
         figures.add(model.normalization.velocity_inverse(pred), velocity)
     keys = list(figures.sums)
     *sums, loss_sum, samples = ranks.all_sum(
@@ -294,6 +306,9 @@ def _train(
     )
     last = last_path(cfg.out)
     epoch, seconds, best, history = 0, 0.0, {}, []
+    init: dict[str, Any] | None = None
+    if cfg.init is not None and not cfg.resume:
+        init = warm_start(model, cfg.init, cfg.as_dict(), log)
     if cfg.resume:
         state = load_state(last)
         check_resumable(state, model, cfg)
@@ -304,6 +319,7 @@ def _train(
         epoch, seconds = state["epoch"], state["seconds"]
         clock.before = seconds
         best, history = state["best"], state["history"]
+        init = state.get("init")
         log(f"resuming {last} after epoch {epoch} ({seconds:.0f} s so far)")
         if epoch >= cfg.epochs:
             log(f"already trained {epoch} epoch(s); raise --epochs to go on")
@@ -366,6 +382,7 @@ def _train(
                 model,
                 dtype=getattr(torch, cfg.weights_dtype),
                 **checkpoint_meta(cfg, split, best, epoch, seconds, history),
+                **({"init": init} if init else {}),
             )
         if ranks.main:
             save_state(
@@ -381,6 +398,7 @@ def _train(
                     "best": best,
                     "history": history,
                     "train": cfg.as_dict(),
+                    "init": init,
                 },
             )
         log(epoch_line(record, cfg.epochs, improved))
