@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from epic.lab.inference import Figures, normalize, resolve_device
 from epic.lab.train.augment import drop_exactly
+from epic.lab.train.runmeta import trained_on
 from epic.lab.train.splits import open_folders
 from epic.shared.errors import ConfigError
 from epic.shared.models.checkpoint import load_checkpoint
@@ -60,7 +61,7 @@ def evaluate(
     present_all = drop_exactly(total, n, drop_devices, torch.Generator().manual_seed(seed))
     picks = set(np.linspace(0, total - 1, min(plot_count, total)).round().astype(int).tolist())
     shown: list[tuple[np.ndarray, np.ndarray, str]] = []
-    trained_on = {str(Path(p).resolve()) for p in meta.get("data", [])}
+    learned_from = {str(Path(p).resolve()) for p in trained_on(meta)}
     overall, rows, start = Figures(), [], 0
     bar = tqdm(total=total, unit="sample", desc="evaluate", leave=False, disable=not progress)
     with torch.no_grad():
@@ -89,7 +90,7 @@ def evaluate(
                     "folder": str(root),
                     "samples": figures.samples,
                     **figures.means(),
-                    "seen_in_training": str(Path(root).resolve()) in trained_on,
+                    "seen_in_training": str(Path(root).resolve()) in learned_from,
                 }
             )
     bar.close()

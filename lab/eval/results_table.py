@@ -21,6 +21,7 @@ from tqdm import tqdm
 from epic.lab.eval.evaluate import evaluate
 from epic.lab.eval.paper_figures import beside_the_paper
 from epic.lab.inference import resolve_device
+from epic.lab.train.runmeta import total_train_seconds, trained_on
 from epic.lab.train.splits import open_folders
 from epic.shared.errors import ConfigError
 from epic.shared.models.checkpoint import load_checkpoint
@@ -85,9 +86,9 @@ def build_report(
                 "preset": model.preset,
                 "n_devices": model.n_devices,
                 "parameters": sum(p.numel() for p in model.parameters()),
-                "train_seconds": meta.get("train_seconds"),
+                "train_seconds": total_train_seconds(meta),
                 "epochs": meta.get("epochs"),
-                "data": list(meta.get("data", [])),
+                "data": trained_on(meta),
             }
         )
 
@@ -275,8 +276,9 @@ def format_markdown(report: dict[str, Any]) -> str:
             "compared by resolved path): the test folders are never seen in training."
         )
     lines += [
-        "- *train s* and *epochs*: training time (all sessions of a resumed run) and the "
-        "epoch of the saved, best-on-validation checkpoint, from the checkpoint's meta.",
+        "- *train s* and *epochs*: training time (all sessions of a resumed run, and the "
+        "runs a fine-tune (`epic train --init`) started from) and the epoch of the saved, "
+        "best-on-validation checkpoint, from the checkpoint's meta.",
         "- A device dropped is an edge whose receivers never reach the centre; the model "
         "fuses what the others send (see `docs/training.md`, device dropout).",
         "",

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from epic.lab.train.splits import Split
     from epic.shared.models.base import FWIModel
 
-__all__ = ["check_resumable", "checkpoint_meta", "epoch_line"]
+__all__ = [
+    "check_resumable",
+    "checkpoint_meta",
+    "epoch_line",
+    "total_train_seconds",
+    "trained_on",
+]
 
 # Settings that a resumed run must share with the saved one: the model itself, and what
 # decides the validation split (or samples would move between training and validation)
@@ -97,3 +103,21 @@ def epoch_line(record: dict[str, Any], epochs: int, improved: bool) -> str:
         + (f"  {record['samples_per_second']:.0f}/s" if "samples_per_second" in record else "")
         + ("  *best" if improved else "")
     )
+
+
+def total_train_seconds(meta: dict[str, Any]) -> float | None:
+    """A checkpoint's training time, with that of the checkpoints it was fine-tuned from."""
+    if meta.get("train_seconds") is None:
+        return None
+    before = (meta.get("init") or {}).get("train_seconds_before", 0.0)
+    return float(meta["train_seconds"]) + float(before)
+
+
+def trained_on(meta: dict[str, Any]) -> list[str]:
+    """Every folder a checkpoint learned from, the fine-tuned-from checkpoints' included."""
+    folders = list(meta.get("data", []))
+    init = meta.get("init")
+    while init:
+        folders += [d for d in init.get("data", []) if d not in folders]
+        init = init.get("init")
+    return folders

@@ -64,6 +64,7 @@ def warm_start(
     return {
         "path": str(Path(init).resolve()),
         "command": meta.get("command", ""),
+        "data": list(meta.get("data", [])),
         "train_seconds": seconds,
         # The whole chain's training, this run's excluded: what the model cost before it.
         "train_seconds_before": seconds + float(earlier.get("train_seconds_before", 0.0)),

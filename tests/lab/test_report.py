@@ -273,3 +273,24 @@ def test_scalability_table_lists_epic_by_its_number_of_devices(report):
     one = json.loads(json.dumps(report))
     one["checkpoints"] = one["checkpoints"][:1]
     assert "Table 3" not in format_markdown(one)
+
+
+def test_a_fine_tune_counts_the_training_and_data_it_started_from(tests_dirs, tmp_path):
+    first = {"data": [str(tests_dirs[1].resolve())], "train_seconds_before": 100.0, "init": None}
+    second = {"data": ["/elsewhere"], "train_seconds_before": 300.0, "init": first}
+    tuned = tmp_path / "tuned.pt"
+    torch.manual_seed(0)
+    save_checkpoint(
+        tuned,
+        build_model("epic", n_devices=1, **TINY_EPIC),
+        data=["/train"],
+        train_seconds=50.0,
+        epochs=2,
+        init=second,
+    )
+    entry = build_report([tuned], tests_dirs, drop_seed=0)["checkpoints"][0]
+    assert entry["train_seconds"] == 350.0  # its own 50 s and the chain's 300 s before it
+    assert entry["data"] == ["/train", "/elsewhere", str(tests_dirs[1].resolve())]
+    assert "trained on this test folder" in format_markdown(
+        build_report([tuned], tests_dirs, drop_seed=0)
+    )
